@@ -1,0 +1,476 @@
+//! Configuration: built-in defaults, then an optional TOML file, then
+//! `CEREBRO__SECTION__KEY` environment variables. Loaded once in `main` and
+//! passed down as a value. Unknown keys and wrong types are errors that name
+//! the file and line, or the environment variable.
+
+use crate::policy::PolicyConfig;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub paths: PathsConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub policy: PolicyConfig,
+}
+
+/// `[server]`: the HTTP service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// A request that takes longer is answered 503.
+    pub request_timeout_secs: u64,
+    /// Larger bodies are answered 413.
+    pub body_limit_bytes: usize,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub shutdown_grace_secs: u64,
+    /// Origins allowed by CORS; empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
+    /// The URL people use to reach the console, printed at start and used in links.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_secs: 25,
+            cors_allowed_origins: Vec::new(),
+            public_url: None,
+        }
+    }
+}
+
+/// `[paths]`: where embedded data lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// The SQLite file and the embedded vector index go here.
+    pub data_dir: PathBuf,
+    /// Model weights fetched by `cerebro fetch-models`.
+    pub weights_dir: PathBuf,
+    /// Runbooks indexed at start.
+    pub runbooks_dir: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            weights_dir: PathBuf::from("./models/weights"),
+            runbooks_dir: PathBuf::from("./runbooks"),
+        }
+    }
+}
+
+/// `[database]`: SQLite (default) or PostgreSQL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://…`; unset means `sqlite://{data_dir}/cerebro.db`.
+    pub url: Option<DatabaseUrl>,
+    /// PostgreSQL schema to use (created if missing); unset means the default search path.
+    pub schema: Option<String>,
+    pub max_connections: u32,
+    /// Connecting, and waiting for a pooled connection, time out after this.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            schema: None,
+            max_connections: 10,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// A database URL: a secret, since it may carry a password. Printed with the
+/// password masked.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced by `****`, safe for logs and errors.
+    pub fn masked(&self) -> String {
+        mask_url_password(self.expose())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        let u = self.expose();
+        u.starts_with("postgres://") || u.starts_with("postgresql://")
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.masked())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
+}
+
+/// Replace the password of `scheme://user:password@host…` with `****`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}://{}:****{}",
+        &url[..scheme_end],
+        &userinfo[..colon],
+        &rest[at..]
+    )
+}
+
+/// `[log]`: log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,cerebro=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Human-readable text or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Loading or checking the configuration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+const ENV_PREFIX: &str = "CEREBRO__";
+
+impl Config {
+    /// Defaults, then `file` if given, then the `CEREBRO__…` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                // Parse straight into the typed config first: toml's errors then
+                // carry the line, column and key.
+                toml::from_str::<Config>(&text).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+
+        let mut from_env: Vec<(Vec<String>, String)> = Vec::new();
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "expected CEREBRO__SECTION__KEY".into(),
+                });
+            }
+            insert_path(&mut table, &path, env_value(&raw)).map_err(|message| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                }
+            })?;
+            from_env.push((path, var));
+        }
+
+        let de = toml::Value::Table(table);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().to_string();
+            // Name the variable that set the offending key, or one that opened
+            // a section where an unknown key was found.
+            match from_env
+                .iter()
+                .find(|(p, _)| p.join(".") == key || key.starts_with(&format!("{}.", p.join("."))))
+                .or_else(|| from_env.iter().find(|(p, _)| p.join(".").starts_with(&key)))
+            {
+                Some((_, var)) => ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("{key}: {message}"),
+                },
+                None => ConfigError::Invalid { key, message },
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.server.request_timeout_secs == 0 {
+            return Err(invalid("server.request_timeout_secs", "must be at least 1"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return Err(invalid(
+                "database.connect_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.database.url
+            && !url.is_postgres()
+            && !url.is_sqlite()
+        {
+            return Err(ConfigError::Invalid {
+                key: "database.url".into(),
+                message: format!("{} is neither sqlite:// nor postgres://", url.masked()),
+            });
+        }
+        if let Some(schema) = &self.database.schema
+            && (schema.is_empty()
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(invalid(
+                "database.schema",
+                "must be letters, digits and underscores",
+            ));
+        }
+        crate::policy::Policy::new(self.policy.clone()).map_err(|e| ConfigError::Invalid {
+            key: "policy.risk_overrides".into(),
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> DatabaseUrl {
+        match &self.database.url {
+            Some(u) => u.clone(),
+            None => DatabaseUrl::new(format!(
+                "sqlite://{}",
+                self.paths.data_dir.join("cerebro.db").display()
+            )),
+        }
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// An environment value as TOML would read it (`8080`, `true`, `["a"]`), or
+/// else as a plain string.
+fn env_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => match t.remove("v") {
+            Some(v) if !v.is_table() => v,
+            _ => toml::Value::String(raw.to_owned()),
+        },
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = table;
+    for (i, seg) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{} is not a section", path[..=i].join(".")))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_are_embedded_sqlite_on_loopback_8080() {
+        let c = Config::load(None, env(&[])).expect("defaults load");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url().expose(), "sqlite://./data/cerebro.db");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9000\"\nrequest_timeout_secs = 7\n");
+        let c = Config::load(
+            Some(f.path()),
+            env(&[
+                ("CEREBRO__SERVER__LISTEN", "127.0.0.1:9100"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.server.request_timeout_secs, 7);
+        assert_eq!(c.server.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_names_the_file_the_line_and_the_key() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9000\"\nlisen = \"x\"\n");
+        let msg = Config::load(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("lisen"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrong_type_from_the_environment_names_the_variable() {
+        let msg = Config::load(
+            None,
+            env(&[("CEREBRO__SERVER__REQUEST_TIMEOUT_SECS", "soon")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("CEREBRO__SERVER__REQUEST_TIMEOUT_SECS"),
+            "{msg}"
+        );
+        assert!(msg.contains("server.request_timeout_secs"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_from_the_environment_names_the_variable() {
+        let msg = Config::load(None, env(&[("CEREBRO__DATABASE__URLL", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("CEREBRO__DATABASE__URLL"), "{msg}");
+    }
+
+    #[test]
+    fn a_database_url_of_another_kind_is_rejected_naming_the_key() {
+        let msg = Config::load(
+            None,
+            env(&[("CEREBRO__DATABASE__URL", "mysql://u:pw@h/db")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("database.url"), "{msg}");
+        assert!(!msg.contains("pw"), "password leaked: {msg}");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked_when_printed() {
+        assert_eq!(
+            mask_url_password("postgres://cerebro:s3cret@db:5432/x?sslmode=require"),
+            "postgres://cerebro:****@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://./data/c.db"),
+            "sqlite://./data/c.db"
+        );
+        let c = Config::load(
+            None,
+            env(&[("CEREBRO__DATABASE__URL", "postgres://u:hunter2@h/db")]),
+        )
+        .expect("load");
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
