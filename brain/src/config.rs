@@ -212,25 +212,30 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                // Parse straight into the typed config first: toml's errors then
-                // carry the line, column and key.
-                toml::from_str::<Config>(&text).map_err(|e| ConfigError::File {
-                    path: path.to_owned(),
-                    message: e.to_string().trim_end().to_owned(),
-                })?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
-            }
-            None => toml::Table::new(),
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
         };
+        Self::load_str(&text, file.unwrap_or(Path::new("(defaults)")), env)
+    }
+
+    /// Like [`Config::load`], with the file's text given; `origin` names it in errors.
+    pub fn load_str(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let file_error = |e: toml::de::Error| ConfigError::File {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        };
+        // Parse straight into the typed config first: toml's errors then
+        // carry the line, column and key.
+        toml::from_str::<Config>(text).map_err(file_error)?;
+        let mut table = toml::from_str::<toml::Table>(text).map_err(file_error)?;
 
         let mut from_env: Vec<(Vec<String>, String)> = Vec::new();
         for (var, raw) in env {

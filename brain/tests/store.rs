@@ -3,6 +3,8 @@
 //! PostgreSQL comes from `CEREBRO_TEST_POSTGRES_URL` (default: the local
 //! server, database `test`); every test gets a schema of its own.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use brain::config::{Config, DatabaseUrl};
 use brain::domain::*;
 use brain::ids::*;
@@ -440,7 +442,7 @@ fn audit(i: usize) -> NewAuditEntry {
         actor: format!("user:u{i}"),
         action: "approval.decided".into(),
         subject: format!("approval:{i}"),
-        data: json!({"approved": i % 2 == 0, "amount": 1.5, "note": "ok"}),
+        data: json!({"approved": i.is_multiple_of(2), "amount": 1.5, "note": "ok"}),
     }
 }
 

@@ -170,8 +170,7 @@ impl Store {
             .await?
         });
         let mut prev = GENESIS.to_owned();
-        let mut expected_seq = 1;
-        for r in &rows {
+        for (expected_seq, r) in (1_i64..).zip(rows.iter()) {
             let broken = if r.seq != expected_seq {
                 Some(format!(
                     "expected entry {expected_seq}, found {}: entries were deleted",
@@ -200,7 +199,6 @@ impl Store {
                 });
             }
             prev.clone_from(&r.hash);
-            expected_seq += 1;
         }
         Ok(AuditVerification {
             entries: rows.len() as u64,

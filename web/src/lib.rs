@@ -1,0 +1,16 @@
+//! The HTTP service of cerebro: the axum router with its tower layers, the
+//! JSON error shape, the OpenAPI document and its reference page, metrics,
+//! and the server's start and graceful shutdown. The `cerebro` binary
+//! (`main.rs`) wires configuration and concrete backends into it.
+
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod logging;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+
+pub use app::{AppState, router};
+pub use error::ApiError;

@@ -1,0 +1,4 @@
+//! HTTP handlers, one module per area.
+
+pub mod config;
+pub mod health;

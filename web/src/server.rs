@@ -1,0 +1,108 @@
+//! Start the service and stop it gracefully.
+//!
+//! On SIGTERM or Ctrl-C the listener stops accepting, in-flight requests get
+//! `server.shutdown_grace_secs` to finish, then the database pool is closed.
+
+use crate::app::{AppState, router};
+use anyhow::Context;
+use brain::config::Config;
+use brain::store::Store;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A service ready to serve: database open and migrated, port bound.
+pub struct Bound {
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Open the store (migrating it) and bind the listener. Nothing is served
+/// until [`Bound::serve`]; on error nothing is left half-started.
+pub async fn bind(config: Config) -> anyhow::Result<Bound> {
+    let store = Store::open(&config).await?;
+    let listen = config.server.listen;
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            store.close().await;
+            return Err(e).with_context(|| format!("binding server.listen {listen}"));
+        }
+    };
+    let addr = listener.local_addr().context("reading the bound address")?;
+    crate::metrics::handle();
+    Ok(Bound {
+        addr,
+        listener,
+        state: AppState {
+            config: Arc::new(config),
+            store,
+        },
+    })
+}
+
+impl Bound {
+    /// Serve until `shutdown` is cancelled, then drain within the grace period.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let store = self.state.store.clone();
+        let app = router(self.state);
+        let stop = shutdown.clone();
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let drained = tokio::select! {
+            r = server => { r.context("serving HTTP")?; true }
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => false,
+        };
+        if drained {
+            tracing::info!("all in-flight requests finished");
+        } else {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish within the grace period"
+            );
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancel `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = term => tracing::info!("SIGTERM received, shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received, shutting down"),
+        }
+        token.cancel();
+    });
+}
+
+/// Print where the service listens, on stdout, for people and scripts.
+pub fn announce(addr: SocketAddr, config: &Config) {
+    let url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "cerebro listening on http://{addr}");
+    let _ = writeln!(out, "console: {url}/   API reference: {url}/api/docs");
+    let _ = out.flush();
+}

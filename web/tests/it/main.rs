@@ -1,0 +1,8 @@
+//! Integration tests of the service over real HTTP: the binary as a process
+//! (start, config errors, SIGTERM) and the app in-process on a random port.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod harness;
+mod process;
+mod service;

@@ -1,0 +1,287 @@
+//! The `cerebro` binary as an operator runs it.
+
+use crate::harness::{Proc, command, drop_schema, fresh_schema, postgres_url};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A blocking GET over a raw socket, so process tests need no runtime.
+fn http_get(p: &Proc, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(p.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        p.addr
+    )
+    .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let status = buf.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_fresh_start_answers_health_readiness_metrics_and_openapi() {
+    let p = Proc::serve(&[], &[]);
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/docs",
+    ] {
+        let (status, body) = http_get(&p, path);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    assert!(
+        p.data_dir.path().join("cerebro.db").exists(),
+        "embedded database created"
+    );
+}
+
+#[test]
+fn the_service_runs_on_postgres_when_the_environment_says_so() {
+    let schema = fresh_schema();
+    let p = Proc::serve(
+        &[],
+        &[
+            ("CEREBRO__DATABASE__URL", &postgres_url()),
+            ("CEREBRO__DATABASE__SCHEMA", &schema),
+        ],
+    );
+    let (status, body) = http_get(&p, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"postgres\""), "{body}");
+    drop(p);
+    tokio::runtime::Runtime::new()
+        .expect("rt")
+        .block_on(drop_schema(&schema));
+}
+
+fn fails_to_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let out = command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+    ])
+    .args(args)
+    .envs(env.iter().copied())
+    .output()
+    .expect("run");
+    assert!(!out.status.success(), "should fail to start");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    )
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_fails_at_start_naming_the_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("cerebro.toml");
+    std::fs::write(
+        &file,
+        "[server]\nrequest_timeout_secs = 5\nlisen = \"0.0.0.0:80\"\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr, data) =
+        fails_to_start(&["--config", file.to_str().expect("utf8")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cerebro.toml") && stderr.contains("line 3") && stderr.contains("lisen"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("listening"),
+        "nothing may be half-started: {stdout}"
+    );
+    assert!(
+        !data.path().join("data").exists(),
+        "no database may be created on a bad config"
+    );
+}
+
+#[test]
+fn a_wrong_type_in_the_environment_fails_at_start_naming_the_variable() {
+    let (code, _, stderr, _) =
+        fails_to_start(&[], &[("CEREBRO__SERVER__SHUTDOWN_GRACE_SECS", "a while")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("CEREBRO__SERVER__SHUTDOWN_GRACE_SECS"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_fails_at_start_naming_the_url_without_its_password() {
+    let (code, stdout, stderr, _) = fails_to_start(
+        &[],
+        &[
+            (
+                "CEREBRO__DATABASE__URL",
+                "postgres://cerebro:s3cr3t@127.0.0.1:1/cerebro",
+            ),
+            ("CEREBRO__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("postgres://cerebro:****@127.0.0.1:1/cerebro"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t"), "password leaked: {stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+}
+
+#[test]
+fn a_taken_port_fails_at_start_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let out = command(&[
+        "serve",
+        "--listen",
+        &addr,
+        "--data-dir",
+        dir.path().to_str().expect("utf8"),
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&addr) && stderr.contains("server.listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_mid_request_lets_the_request_finish_then_the_process_exits_cleanly() {
+    let mut p = Proc::serve(&[], &[]);
+    let body = "[server]\nrequest_timeout_secs = 12\n";
+    let (first, second) = body.split_at(10);
+    let mut s = TcpStream::connect(p.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /api/v1/config/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/toml\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .expect("write head");
+    s.flush().expect("flush");
+    // Let the server read the head and start the handler, which now waits for the body.
+    std::thread::sleep(Duration::from_millis(300));
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    // The listener is closed: new clients are turned away...
+    assert!(
+        TcpStream::connect(p.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // ...but the request in flight completes.
+    s.write_all(second.as_bytes()).expect("write rest");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read response");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"valid\":true"), "{resp}");
+    let status = p.wait(15);
+    assert!(status.success(), "exit {status:?}: {}", p.stderr());
+    assert!(
+        p.stderr().contains("all in-flight requests finished"),
+        "{}",
+        p.stderr()
+    );
+}
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    let mut p = Proc::serve(&["--log-format", "json"], &[]);
+    http_get(&p, "/healthz");
+    p.signal("TERM");
+    p.wait(15);
+    let logs = p.stderr();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{logs}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_masked_and_checks_the_database() {
+    let schema = fresh_schema();
+    let url = postgres_url().replacen("postgres@", "postgres:topsecret@", 1);
+    let out = command(&["check-config"])
+        .env("CEREBRO__DATABASE__URL", &url)
+        .env("CEREBRO__DATABASE__SCHEMA", &schema)
+        .env("CEREBRO__SERVER__REQUEST_TIMEOUT_SECS", "17")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("request_timeout_secs = 17"), "{stdout}");
+    assert!(stdout.contains("postgres:****@"), "{stdout}");
+    assert!(!stdout.contains("topsecret"), "{stdout}");
+    assert!(
+        stdout.contains("database") && stdout.contains(" ok ("),
+        "{stdout}"
+    );
+    tokio::runtime::Runtime::new()
+        .expect("rt")
+        .block_on(drop_schema(&schema));
+
+    let bad = command(&["check-config"])
+        .env("CEREBRO__DATABASE__URL", "postgres://x:y@127.0.0.1:1/none")
+        .env("CEREBRO__DATABASE__CONNECT_TIMEOUT_SECS", "1")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1:1"));
+}
+
+#[test]
+fn migrate_applies_the_schema_and_reports_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = command(&["migrate", "--data-dir", dir.path().to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is migrated"));
+    assert!(dir.path().join("cerebro.db").exists());
+}
+
+#[test]
+fn commands_of_later_issues_say_they_are_not_built_instead_of_pretending() {
+    for args in [&["eval"][..], &["mcp"], &["fetch-models"]] {
+        let out = command(args).output().expect("run");
+        assert!(!out.status.success(), "{args:?} must fail until built");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not built yet"), "{args:?}: {stderr}");
+    }
+}
