@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
 
     api_router
         .merge(openapi::routes(api))
+        .route("/", axum::routing::get(routes::index::index))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(timeout, timeout_layer))
         .layer(DefaultBodyLimit::max(body_limit))
