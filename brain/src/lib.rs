@@ -7,6 +7,7 @@ pub mod backends;
 pub mod config;
 pub mod domain;
 pub mod ids;
+pub mod ingest;
 pub mod policy;
 pub mod store;
 pub mod taxonomy;
