@@ -19,6 +19,71 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub policy: PolicyConfig,
+    pub ingest: IngestConfig,
+}
+
+/// `[ingest]`: alert intake, grouping and webhook secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// An alert joins its service's active incident if that was updated this recently.
+    pub group_window_secs: u64,
+    /// A resolved incident reopens when its group fires again this soon.
+    pub reopen_grace_secs: u64,
+    /// A webhook delivery seen this recently is a redelivery and changes nothing.
+    pub redelivery_window_secs: u64,
+    /// Changes to the service this long before an alert are attached as suspects.
+    pub change_lookback_secs: u64,
+    /// Request bodies waiting to commit, at most; beyond it requests get 429.
+    pub queue_bytes: usize,
+    /// Requests committed in one transaction, at most.
+    pub max_batch: usize,
+    /// Secrets for `X-PagerDuty-Signature`; several during a rotation.
+    pub pagerduty_secrets: Vec<Secret>,
+    /// Secrets for GitHub's `X-Hub-Signature-256`.
+    pub github_secrets: Vec<Secret>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            group_window_secs: 900,
+            reopen_grace_secs: 1800,
+            redelivery_window_secs: 600,
+            change_lookback_secs: 7200,
+            queue_bytes: 64 * 1024 * 1024,
+            max_batch: 512,
+            pagerduty_secrets: Vec::new(),
+            github_secrets: Vec::new(),
+        }
+    }
+}
+
+/// A secret value: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(SecretString::from(s.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("****")
+    }
 }
 
 /// `[server]`: the HTTP service.
@@ -321,6 +386,12 @@ impl Config {
                 "must be letters, digits and underscores",
             ));
         }
+        if self.ingest.queue_bytes < 64 * 1024 {
+            return Err(invalid("ingest.queue_bytes", "must be at least 65536"));
+        }
+        if self.ingest.max_batch == 0 {
+            return Err(invalid("ingest.max_batch", "must be at least 1"));
+        }
         crate::policy::Policy::new(self.policy.clone()).map_err(|e| ConfigError::Invalid {
             key: "policy.risk_overrides".into(),
             message: e.to_string(),
@@ -336,6 +407,17 @@ impl Config {
                 "sqlite://{}",
                 self.paths.data_dir.join("cerebro.db").display()
             )),
+        }
+    }
+
+    /// The ingestion windows as the store wants them.
+    pub fn ingest_settings(&self) -> crate::store::IngestSettings {
+        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        crate::store::IngestSettings {
+            group_window: secs(self.ingest.group_window_secs),
+            reopen_grace: secs(self.ingest.reopen_grace_secs),
+            redelivery_window: secs(self.ingest.redelivery_window_secs),
+            change_lookback: secs(self.ingest.change_lookback_secs),
         }
     }
 
@@ -477,5 +559,13 @@ mod tests {
         let shown = c.to_masked_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!format!("{c:?}").contains("hunter2"));
+        let c = Config::load(
+            None,
+            env(&[("CEREBRO__INGEST__PAGERDUTY_SECRETS", "[\"pd-s3cret\"]")]),
+        )
+        .expect("load");
+        assert_eq!(c.ingest.pagerduty_secrets[0].expose(), "pd-s3cret");
+        assert!(!c.to_masked_toml().contains("pd-s3cret"));
+        assert!(!format!("{c:?}").contains("pd-s3cret"));
     }
 }

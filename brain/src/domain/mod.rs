@@ -7,6 +7,6 @@ mod records;
 pub use alert::{Alert, AlertStatus, Severity};
 pub use incident::{Incident, IncidentStatus, InvalidTransition, TimelineEvent};
 pub use records::{
-    ActionProposal, Approval, ApprovalStatus, AuditEntry, Diagnosis, Document, Evidence, LlmCall,
-    LlmOutcome, ProposalStatus,
+    ActionProposal, Approval, ApprovalStatus, AuditEntry, Change, Diagnosis, Document, Evidence,
+    LlmCall, LlmOutcome, ProposalStatus,
 };

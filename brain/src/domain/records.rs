@@ -155,3 +155,21 @@ pub struct Document {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// An entry of the change feed: a deploy, a config push, a merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Change {
+    pub id: uuid::Uuid,
+    pub org_id: String,
+    pub source: String,
+    pub external_id: String,
+    /// `deploy`, `push`, `merge`, `config`, `infra`, `feature_flag`.
+    pub kind: String,
+    pub service: Option<String>,
+    pub target: String,
+    pub environment: Option<String>,
+    pub description: String,
+    pub author: Option<String>,
+    pub at: DateTime<Utc>,
+    pub url: Option<String>,
+}

@@ -8,16 +8,25 @@
 
 mod approvals;
 mod audit;
+mod changes;
 mod error;
 mod incidents;
+mod ingest;
 mod knowledge;
 mod records;
+mod writer;
 
 pub use audit::{AuditVerification, NewAuditEntry};
+pub use changes::ChangeFilter;
 pub use error::StoreError;
 pub use incidents::{IncidentFilter, NewIncident};
+pub use ingest::{
+    AlertOutcome, AlertOutcomeKind, DeliveryKey, IngestItems, IngestOutcome, IngestRequest,
+    IngestSettings,
+};
 pub use knowledge::{NewDocument, Upsert};
 pub use records::{LlmUsage, timestamp};
+pub use writer::{IngestWriter, SubmitError};
 
 use crate::config::{Config, DatabaseUrl};
 use sqlx::migrate::Migrator;
