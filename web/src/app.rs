@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use brain::config::Config;
-use brain::store::Store;
+use brain::store::{IngestWriter, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -25,6 +25,9 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Group-commit writer for ingestion.
+    pub writer: IngestWriter,
+    pub noise: Arc<crate::ingest::NoiseCounters>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,6 +39,15 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(metrics::metrics_handler))
         .routes(routes!(routes::config::validate_config))
+        .routes(routes!(routes::webhooks::alertmanager))
+        .routes(routes!(routes::webhooks::grafana))
+        .routes(routes!(routes::webhooks::pagerduty))
+        .routes(routes!(routes::webhooks::github))
+        .routes(routes!(routes::alerts::post_alerts))
+        .routes(routes!(routes::incidents::list))
+        .routes(routes!(routes::incidents::get))
+        .routes(routes!(routes::incidents::resolve))
+        .routes(routes!(routes::incidents::changes))
         .split_for_parts();
     let api = Arc::new(api);
 

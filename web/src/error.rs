@@ -34,6 +34,14 @@ pub enum ApiError {
     NotFound { what: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too much work queued: the client should retry after a pause.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -58,6 +66,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,26 +107,14 @@ impl IntoResponse for ApiError {
         let status = self.status();
         match self {
             Self::Internal(e) => internal_response(&format!("{e:#}")),
+            Self::Overloaded {
+                message,
+                retry_after,
+            } => with_retry_after(status, message, Some(retry_after)),
             Self::Unavailable {
                 message,
                 retry_after,
-            } => {
-                let mut resp = (
-                    status,
-                    Json(ErrorBody {
-                        error: message,
-                        field: None,
-                        error_id: None,
-                    }),
-                )
-                    .into_response();
-                if let Some(d) = retry_after
-                    && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
-                {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                resp
-            }
+            } => with_retry_after(status, message, retry_after),
             other => {
                 let field = match &other {
                     Self::BadRequest { field, .. } => field.clone(),
@@ -132,4 +130,23 @@ impl IntoResponse for ApiError {
             }
         }
     }
+}
+
+fn with_retry_after(
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+) -> Response {
+    let body = ErrorBody {
+        error: message,
+        field: None,
+        error_id: None,
+    };
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(d) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }

@@ -24,6 +24,8 @@ use utoipa::openapi::OpenApi as Document;
     components(schemas(ErrorBody)),
     tags(
         (name = "operations", description = "Health, readiness, metrics and configuration checks"),
+        (name = "ingestion", description = "Alert sources and change events in: webhooks and the generic alert API"),
+        (name = "incidents", description = "Incidents, their alerts and timelines, and the change feed"),
     )
 )]
 struct ApiDoc;

@@ -6,7 +6,7 @@
 use crate::app::{AppState, router};
 use anyhow::Context;
 use brain::config::Config;
-use brain::store::Store;
+use brain::store::{IngestWriter, Store};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ pub struct Bound {
     pub addr: SocketAddr,
     listener: TcpListener,
     state: AppState,
+    writer_task: tokio::task::JoinHandle<()>,
 }
 
 /// Open the store (migrating it) and bind the listener. Nothing is served
@@ -35,13 +36,22 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     };
     let addr = listener.local_addr().context("reading the bound address")?;
     crate::metrics::handle();
+    let (writer, writer_task) = IngestWriter::start(
+        store.clone(),
+        config.ingest_settings(),
+        config.ingest.queue_bytes,
+        config.ingest.max_batch,
+    );
     Ok(Bound {
         addr,
         listener,
         state: AppState {
             config: Arc::new(config),
             store,
+            writer,
+            noise: Arc::default(),
         },
+        writer_task,
     })
 }
 
@@ -65,6 +75,15 @@ impl Bound {
                 grace_secs = grace.as_secs(),
                 "in-flight requests did not finish within the grace period"
             );
+        }
+        // The router held the last handles to the writer: it now commits
+        // what is queued and stops. Every queued request was answered or
+        // is being answered, so this is short.
+        if tokio::time::timeout(Duration::from_secs(10), self.writer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("ingestion writer did not drain in time");
         }
         store.close().await;
         tracing::info!("stopped");

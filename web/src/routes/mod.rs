@@ -1,5 +1,8 @@
 //! HTTP handlers, one module per area.
 
+pub mod alerts;
 pub mod config;
 pub mod health;
+pub mod incidents;
 pub mod index;
+pub mod webhooks;
