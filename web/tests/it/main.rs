@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod harness;
+mod ingest;
 mod process;
 mod service;
