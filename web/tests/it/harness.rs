@@ -35,8 +35,9 @@ pub async fn drop_schema(schema: &str) {
 pub struct Proc {
     pub child: Child,
     pub addr: SocketAddr,
-    pub data_dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
     pub stderr: PathBuf,
+    _owned_dir: Option<tempfile::TempDir>,
 }
 
 pub fn command(args: &[&str]) -> Command {
@@ -55,10 +56,17 @@ impl Proc {
     /// `cerebro serve` on a free port with a fresh data dir; waits for the
     /// "listening on" line.
     pub fn serve(extra: &[&str], env: &[(&str, &str)]) -> Proc {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let stderr = data_dir.path().join("stderr.log");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = Self::serve_at(dir.path(), extra, env);
+        p._owned_dir = Some(dir);
+        p
+    }
+
+    /// Like [`Proc::serve`], on a data dir the caller keeps (to restart on it).
+    pub fn serve_at(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let stderr = data_dir.join(format!("stderr-{}.log", uuid::Uuid::new_v4().simple()));
         let mut cmd = command(&["serve", "--listen", "127.0.0.1:0", "--data-dir"]);
-        cmd.arg(data_dir.path()).args(extra);
+        cmd.arg(data_dir).args(extra);
         cmd.envs(env.iter().copied());
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -87,8 +95,9 @@ impl Proc {
         Proc {
             child,
             addr,
-            data_dir,
+            data_dir: data_dir.to_owned(),
             stderr,
+            _owned_dir: None,
         }
     }
 

@@ -40,7 +40,7 @@ fn a_fresh_start_answers_health_readiness_metrics_and_openapi() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     assert!(
-        p.data_dir.path().join("cerebro.db").exists(),
+        p.data_dir.join("cerebro.db").exists(),
         "embedded database created"
     );
 }
@@ -284,4 +284,74 @@ fn commands_of_later_issues_say_they_are_not_built_instead_of_pretending() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("not built yet"), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn every_acknowledged_alert_survives_a_sigkill_during_a_burst() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut p = Proc::serve_at(dir.path(), &[], &[]);
+    let url = format!("http://{}/api/v1/alerts", p.addr);
+    let client = ::reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut senders = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
+        senders.spawn(async move {
+            for i in 0..400 {
+                let fp = format!("kill-{worker}-{i}");
+                let body = serde_json::json!({"title": "burst", "severity": "warning",
+                    "service": format!("svc-{}", i % 5), "fingerprint": fp});
+                match client.post(&url).body(body.to_string()).send().await {
+                    Ok(r) if r.status().is_success() => acked.lock().expect("lock").push(fp),
+                    Ok(_) => {}
+                    Err(_) => return, // the server is gone
+                }
+            }
+        });
+    }
+    // Let the burst get going, then pull the plug without warning.
+    for _ in 0..200 {
+        if acked.lock().expect("lock").len() >= 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.signal("KILL");
+    p.wait(10);
+    while senders.join_next().await.is_some() {}
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 500,
+        "the burst barely started: {}",
+        acked.len()
+    );
+
+    // Restart on the same data and check every acknowledged alert is there.
+    let p2 = Proc::serve_at(dir.path(), &[], &[]);
+    let (status, _) = http_get(&p2, "/readyz");
+    assert_eq!(status, 200);
+    use sqlx::Connection;
+    let db = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("cerebro.db").display()
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("open db");
+    let stored: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT fingerprint FROM alerts")
+            .fetch_all(&mut conn)
+            .await
+            .expect("query")
+            .into_iter()
+            .collect();
+    let lost: Vec<&String> = acked.iter().filter(|f| !stored.contains(*f)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged alerts lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
 }
