@@ -38,6 +38,9 @@ pub struct IngestConfig {
     pub queue_bytes: usize,
     /// Requests committed in one transaction, at most.
     pub max_batch: usize,
+    /// Ingestion requests being read or committed at once, at most; beyond
+    /// it requests get 429 before their body is read.
+    pub max_in_flight: usize,
     /// Secrets for `X-PagerDuty-Signature`; several during a rotation.
     pub pagerduty_secrets: Vec<Secret>,
     /// Secrets for GitHub's `X-Hub-Signature-256`.
@@ -53,6 +56,7 @@ impl Default for IngestConfig {
             change_lookback_secs: 7200,
             queue_bytes: 64 * 1024 * 1024,
             max_batch: 512,
+            max_in_flight: 1024,
             pagerduty_secrets: Vec::new(),
             github_secrets: Vec::new(),
         }
@@ -388,6 +392,9 @@ impl Config {
         }
         if self.ingest.queue_bytes < 64 * 1024 {
             return Err(invalid("ingest.queue_bytes", "must be at least 65536"));
+        }
+        if self.ingest.max_in_flight == 0 {
+            return Err(invalid("ingest.max_in_flight", "must be at least 1"));
         }
         if self.ingest.max_batch == 0 {
             return Err(invalid("ingest.max_batch", "must be at least 1"));

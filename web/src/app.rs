@@ -11,6 +11,7 @@ use brain::config::Config;
 use brain::store::{IngestWriter, Store};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -39,11 +40,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(metrics::metrics_handler))
         .routes(routes!(routes::config::validate_config))
-        .routes(routes!(routes::webhooks::alertmanager))
-        .routes(routes!(routes::webhooks::grafana))
-        .routes(routes!(routes::webhooks::pagerduty))
-        .routes(routes!(routes::webhooks::github))
-        .routes(routes!(routes::alerts::post_alerts))
+        .merge(ingestion_routes(state.config.ingest.max_in_flight))
         .routes(routes!(routes::incidents::list))
         .routes(routes!(routes::incidents::get))
         .routes(routes!(routes::incidents::resolve))
@@ -84,6 +81,40 @@ pub fn router(state: AppState) -> Router {
                 .option_layer(cors),
         )
         .with_state(state)
+}
+
+/// The ingestion endpoints, behind a limit on requests in flight: beyond it
+/// a sender gets 429 at once, before its body is read, so a storm costs
+/// bounded memory.
+fn ingestion_routes(max_in_flight: usize) -> OpenApiRouter<AppState> {
+    let permits = Arc::new(Semaphore::new(
+        max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    OpenApiRouter::new()
+        .routes(routes!(routes::webhooks::alertmanager))
+        .routes(routes!(routes::webhooks::grafana))
+        .routes(routes!(routes::webhooks::pagerduty))
+        .routes(routes!(routes::webhooks::github))
+        .routes(routes!(routes::alerts::post_alerts))
+        .layer(middleware::from_fn_with_state(permits, in_flight_limit))
+}
+
+async fn in_flight_limit(
+    State(permits): State<Arc<Semaphore>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match permits.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            ::metrics::counter!("cerebro_ingest_rejected_total", "source" => "any", "reason" => "in_flight").increment(1);
+            ApiError::Overloaded {
+                message: "too many ingestion requests in flight, retry shortly".into(),
+                retry_after: Duration::from_secs(1),
+            }
+            .into_response()
+        }
+    }
 }
 
 /// CORS is off unless origins are configured.

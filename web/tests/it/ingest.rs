@@ -380,3 +380,56 @@ async fn metrics_report_the_noise_reduction_per_source() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn beyond_the_in_flight_limit_senders_get_429_with_retry_after() {
+    use tokio::io::AsyncWriteExt;
+    let app = App::start(|c| c.ingest.max_in_flight = 1, None).await;
+    // One sender holds the only slot by sending its body slowly.
+    let mut slow = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let body = r#"{"title":"slow","severity":"info","service":"s"}"#;
+    slow.write_all(
+        format!(
+            "POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..5]
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = Client::new()
+        .post(app.url("/api/v1/alerts"))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // Reads are not limited by ingestion load.
+    assert_eq!(
+        reqwest::get(app.url("/api/v1/incidents"))
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    slow.write_all(&body.as_bytes()[5..]).await.expect("finish");
+    let mut resp = vec![0u8; 1024];
+    let n = tokio::io::AsyncReadExt::read(&mut slow, &mut resp)
+        .await
+        .expect("read");
+    assert!(String::from_utf8_lossy(&resp[..n]).starts_with("HTTP/1.1 200"));
+    let r = Client::new()
+        .post(app.url("/api/v1/alerts"))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200, "the slot is free again");
+    app.finish().await;
+}
