@@ -1,3 +1,5 @@
-//! The scenario harness behind `cerebro eval` and the benchmarks.
-//!
-//! Not built yet: issue #7 (scenario harness) and issues #3, #4, #6 (benchmarks).
+//! The scenario harness behind `cerebro eval` (issue #7) and the benchmarks,
+//! with the helpers that start real peers (Alertmanager, cerebro itself) on
+//! loopback for tests and benchmarks.
+
+pub mod services;

@@ -4,101 +4,7 @@
 
 use crate::harness::App;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BINARY: &str = "prometheus-alertmanager";
-
-/// Install the Debian package when it is missing and we may (root).
-pub fn ensure_installed(binary: &str, package: &str) {
-    let present = |b: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if present(binary) {
-        return;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    assert!(
-        root,
-        "{binary} is missing: apt-get install --no-install-recommends {package}"
-    );
-    let ok = Command::new("sh")
-        .args(["-c", &format!("(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {package}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok && present(binary), "installing {package} failed");
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A child process killed when dropped.
-pub struct Daemon(pub Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start Alertmanager on a free loopback port with `receiver_url` as its webhook.
-pub async fn start_alertmanager(dir: &std::path::Path, receiver_url: &str) -> (Daemon, String) {
-    ensure_installed(BINARY, "prometheus-alertmanager");
-    let port = free_port();
-    let config = dir.join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "route: {{receiver: cerebro, group_by: [alertname], group_wait: 1s, group_interval: 1s, repeat_interval: 1h}}\n\
-             receivers:\n  - name: cerebro\n    webhook_configs: [{{url: \"{receiver_url}\", send_resolved: true}}]\n"
-        ),
-    )
-    .expect("write config");
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(BINARY)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.join("am").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        // Empty: no HA gossip on 0.0.0.0, no wait for it to settle.
-        .arg("--cluster.listen-address=")
-        .arg(format!("--web.external-url={base}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("alertmanager.log")).expect("log"))
-        .spawn()
-        .expect("start alertmanager");
-    let daemon = Daemon(child);
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client
-            .get(format!("{base}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alertmanager did not become ready: {}",
-            std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (daemon, base)
-}
 
 async fn poll<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -115,7 +21,10 @@ async fn poll<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -
 async fn alerts_through_a_real_alertmanager_open_and_resolve_an_incident() {
     let app = App::sqlite().await;
     let dir = tempfile::tempdir().expect("dir");
-    let (_am, am) = start_alertmanager(dir.path(), &app.url("/webhooks/alertmanager")).await;
+    let (_am, am) =
+        evals::services::start_alertmanager(dir.path(), &app.url("/webhooks/alertmanager"))
+            .await
+            .expect("start alertmanager");
     let client = reqwest::Client::new();
     let now = chrono::Utc::now();
     let alert = |ends: chrono::DateTime<chrono::Utc>| {
