@@ -485,3 +485,26 @@ async fn a_full_queue_refuses_at_once_instead_of_growing() {
     task.await.unwrap();
     db.finish().await;
 }
+
+on_both!(
+    delivery_keys_older_than_the_window_are_pruned_and_then_count_again,
+    |db| {
+        let s = &db.store;
+        let st = IngestSettings {
+            redelivery_window: Duration::zero(),
+            ..Default::default()
+        };
+        let mut r = req(vec![alert("p1", "svc", "g-p", AlertStatus::Firing)]);
+        r.delivery = Some(DeliveryKey {
+            source: "alertmanager".into(),
+            key: "k".into(),
+        });
+        one(s, &st, r.clone()).await;
+        assert_eq!(s.prune_deliveries(&st).await.unwrap(), 1);
+        // Outside the window the same body is a new notification: a repeat.
+        let again = one(s, &st, r).await;
+        assert!(
+            matches!(again, IngestOutcome::Alerts { ref alerts } if alerts[0].outcome == AlertOutcomeKind::Deduplicated)
+        );
+    }
+);

@@ -60,6 +60,11 @@ impl Bound {
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
         let store = self.state.store.clone();
+        let janitor = tokio::spawn(prune_deliveries(
+            store.clone(),
+            self.state.config.ingest_settings(),
+            shutdown.clone(),
+        ));
         let app = router(self.state);
         let stop = shutdown.clone();
         let server = axum::serve(self.listener, app)
@@ -85,9 +90,31 @@ impl Bound {
         {
             tracing::warn!("ingestion writer did not drain in time");
         }
+        let _ = janitor.await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Forget webhook delivery keys once they are older than the redelivery
+/// window, so the table stays small.
+async fn prune_deliveries(
+    store: Store,
+    settings: brain::store::IngestSettings,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.prune_deliveries(&settings).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned delivery keys"),
+            Err(e) => tracing::warn!(error = %e, "pruning delivery keys failed"),
+        }
     }
 }
 
