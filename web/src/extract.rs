@@ -42,18 +42,7 @@ where
 
 /// Parse JSON, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            return ApiError::bad_request(format!("malformed JSON: {inner}"), "body");
-        }
-        ApiError::bad_request(format!("invalid field {path}: {inner}"), path)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}"), "body"))?;
-    Ok(value)
+    brain::ingest::from_json(bytes).map_err(ApiError::from)
 }
 
 impl<S, T> FromRequest<S> for ApiJson<T>
