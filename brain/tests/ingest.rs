@@ -43,7 +43,7 @@ fn req(alerts: Vec<AlertInput>) -> IngestRequest {
 }
 
 async fn one(s: &Store, settings: &IngestSettings, r: IngestRequest) -> IngestOutcome {
-    s.ingest(settings, &[r]).await.unwrap().pop().unwrap()
+    s.ingest(settings, vec![r]).await.unwrap().pop().unwrap()
 }
 
 async fn alerts(s: &Store, settings: &IngestSettings, a: Vec<AlertInput>) -> Vec<AlertOutcome> {
@@ -506,5 +506,50 @@ on_both!(
         assert!(
             matches!(again, IngestOutcome::Alerts { ref alerts } if alerts[0].outcome == AlertOutcomeKind::Deduplicated)
         );
+    }
+);
+
+on_both!(
+    ingestion_and_other_writers_share_the_database_without_lock_errors,
+    |db| {
+        let (writer, task) =
+            IngestWriter::start(db.store.clone(), IngestSettings::default(), 1 << 20, 64);
+        let mut jobs = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let w = writer.clone();
+            jobs.spawn(async move {
+                let a = alert(&format!("mix-{i}"), "mixed", "g-mix", AlertStatus::Firing);
+                w.submit(req(vec![a]), 100)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        }
+        for i in 0..40 {
+            let s = db.store.clone();
+            jobs.spawn(async move {
+                s.append_audit(brain::store::NewAuditEntry {
+                    actor: "system".into(),
+                    action: "test.concurrent".into(),
+                    subject: format!("n{i}"),
+                    data: serde_json::json!({}),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            });
+        }
+        while let Some(r) = jobs.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let incidents = db.store.list_incidents(&Default::default()).await.unwrap();
+        let id = incidents[0].id;
+        db.store
+            .transition_incident(id, IncidentStatus::Investigating, "agent:test", "go")
+            .await
+            .unwrap();
+        assert!(db.store.verify_audit().await.unwrap().is_intact());
+        drop(writer);
+        task.await.unwrap();
     }
 );

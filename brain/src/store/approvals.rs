@@ -2,7 +2,7 @@
 //! at most once, before it expires.
 
 use super::incidents::now;
-use super::{Store, StoreError, with_db};
+use super::{BeginWrite, Store, StoreError, with_db};
 use crate::domain::{Approval, ApprovalStatus, ProposalStatus};
 use crate::ids::{ApprovalId, ProposalId};
 use chrono::{DateTime, Duration, Utc};
@@ -55,7 +55,7 @@ impl Store {
         let at = now();
         let expires_at = at + ttl;
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE action_proposals SET status = $1 WHERE id = $2 AND status = $3",
             )
@@ -137,7 +137,7 @@ impl Store {
             (ApprovalStatus::Rejected, ProposalStatus::Rejected)
         };
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let sql = concat!(
                 "UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, reason = $4
                  WHERE id = $5 AND status = 'pending' AND expires_at > $2
@@ -178,7 +178,7 @@ impl Store {
     pub async fn expire_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         let at = now();
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let sql = concat!(
                 "UPDATE approvals SET status = 'expired', decided_at = $1
                  WHERE status = 'pending' AND expires_at <= $1 RETURNING ",

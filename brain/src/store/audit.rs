@@ -6,7 +6,7 @@
 //! UPDATE and DELETE; [`Store::verify_audit`] catches whoever gets past them.
 
 use super::incidents::now;
-use super::{Dialect, Store, StoreError, with_db};
+use super::{BeginWrite, Dialect, Store, StoreError, with_db};
 use crate::domain::AuditEntry;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
@@ -84,7 +84,7 @@ impl Store {
             .map_err(|err| StoreError::corrupt("audit_log", err.to_string()))?;
         let postgres = self.dialect() == Dialect::Postgres;
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(AUDIT_LOCK_KEY)

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the embedded SQLite engine outside sqlx (the ingestion thread).
+    #[error("database error: {0}")]
+    Engine(String),
 }
 
 impl StoreError {
@@ -32,7 +35,7 @@ impl StoreError {
             Self::NotFound { .. } => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::Corrupt { .. } => "corrupt",
-            Self::Database(_) => "database",
+            Self::Database(_) | Self::Engine(_) => "database",
         }
     }
 

@@ -1,6 +1,6 @@
 //! Incidents, their alerts and their timeline.
 
-use super::{Store, StoreError, with_db};
+use super::{BeginWrite, Store, StoreError, with_db};
 use crate::domain::{Alert, AlertStatus, Incident, IncidentStatus, Severity, TimelineEvent};
 use crate::ids::{AlertId, IncidentId};
 use chrono::{DateTime, Utc};
@@ -147,7 +147,7 @@ impl Store {
         let id = IncidentId::new();
         let at = now();
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(
                 "INSERT INTO incidents (id, org_id, title, status, severity, service, group_key, opened_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -228,7 +228,7 @@ impl Store {
     ) -> Result<Incident, StoreError> {
         let at = now();
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let sql = concat!(
                 "SELECT ",
                 incident_columns!(),

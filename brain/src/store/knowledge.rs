@@ -2,7 +2,7 @@
 //! store; this is the catalogue, used to skip unchanged files and to delete).
 
 use super::incidents::now;
-use super::{Store, StoreError, with_db};
+use super::{BeginWrite, Store, StoreError, with_db};
 use crate::domain::Document;
 use crate::ids::DocumentId;
 use chrono::{DateTime, Utc};
@@ -71,7 +71,7 @@ impl Store {
     pub async fn upsert_document(&self, d: NewDocument) -> Result<(Document, Upsert), StoreError> {
         let at = now();
         with_db!(self, write, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let sql = concat!(
                 "SELECT ",
                 document_columns!(),

@@ -14,6 +14,7 @@ mod incidents;
 mod ingest;
 mod knowledge;
 mod records;
+mod sqlite_ingest;
 mod writer;
 
 pub use audit::{AuditVerification, NewAuditEntry};
@@ -43,8 +44,43 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 /// The database behind a [`Store`].
 #[derive(Clone, Debug)]
 enum Db {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+        ingest: std::sync::Arc<sqlite_ingest::SqliteIngest>,
+    },
     Postgres(PgPool),
+}
+
+/// Begin a write transaction. On SQLite it is IMMEDIATE: it takes the write
+/// lock up front, because the ingestion thread writes through its own
+/// connection and SQLite refuses (without retrying) a deferred transaction
+/// that read before another connection's commit and then writes.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
 }
 
 /// Which database a store runs on.
@@ -133,6 +169,7 @@ impl Store {
                 source: sqlx::Error::Io(e),
             })?;
         }
+        let ingest = sqlite_ingest::SqliteIngest::start(opts.get_filename(), timeout)?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(timeout)
@@ -146,7 +183,11 @@ impl Store {
             .await
             .map_err(unavailable)?;
         Ok(Store {
-            db: Db::Sqlite { write, read },
+            db: Db::Sqlite {
+                write,
+                read,
+                ingest: std::sync::Arc::new(ingest),
+            },
             url: masked,
         })
     }
@@ -261,7 +302,7 @@ impl Store {
     /// Close every pooled connection; waits for checked-out ones to return.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }

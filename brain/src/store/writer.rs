@@ -103,7 +103,7 @@ async fn run(
             }
         }
         let requests: Vec<IngestRequest> = batch.iter().map(|j| j.request.clone()).collect();
-        match store.ingest(&settings, &requests).await {
+        match store.ingest(&settings, requests).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -119,7 +119,7 @@ async fn run(
                 tracing::warn!(error = %err, size = batch.len(), "batch commit failed; committing one by one");
                 for job in batch.drain(..) {
                     let result = store
-                        .ingest(&settings, std::slice::from_ref(&job.request))
+                        .ingest(&settings, vec![job.request.clone()])
                         .await
                         .and_then(|mut o| {
                             o.pop().ok_or_else(|| StoreError::Conflict {
