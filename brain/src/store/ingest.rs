@@ -570,8 +570,8 @@ mod on_postgres {
                 serde_json::json!({"alert_id": id, "fingerprint": a.fingerprint}),
             )
             .await?;
-            let still_firing: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status = 'firing'",
+            let still_firing: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM alerts WHERE incident_id = $1 AND status = 'firing')",
             )
             .bind(inc)
             .fetch_one(&mut **tx)
@@ -582,7 +582,7 @@ mod on_postgres {
                 .await?;
             let current = IncidentStatus::parse(&status)
                 .ok_or_else(|| StoreError::corrupt("incidents", format!("status {status:?}")))?;
-            if still_firing == 0 && current.can_become(IncidentStatus::Resolved) {
+            if !still_firing && current.can_become(IncidentStatus::Resolved) {
                 sqlx::query(
                             "UPDATE incidents SET status = 'resolved', resolved_at = $1, updated_at = $1 WHERE id = $2",
                         )
