@@ -101,6 +101,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// On SIGTERM, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
     /// Origins allowed by CORS; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
     /// The URL people use to reach the console, printed at start and used in links.
@@ -114,6 +116,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 25,
+            max_connections: 4096,
             cors_allowed_origins: Vec::new(),
             public_url: None,
         }
@@ -360,6 +363,9 @@ impl Config {
         }
         if self.server.body_limit_bytes < 1024 {
             return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

@@ -65,9 +65,11 @@ impl Bound {
             self.state.config.ingest_settings(),
             shutdown.clone(),
         ));
+        let max_connections = self.state.config.server.max_connections;
         let app = router(self.state);
         let stop = shutdown.clone();
-        let server = axum::serve(self.listener, app)
+        let listener = crate::listener::LimitedListener::new(self.listener, max_connections);
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
         let drained = tokio::select! {
             r = server => { r.context("serving HTTP")?; true }

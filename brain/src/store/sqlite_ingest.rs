@@ -38,6 +38,8 @@ struct Job {
 #[derive(Debug)]
 pub(super) struct SqliteIngest {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Dropping it stops the checkpoint thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Job {
@@ -62,8 +64,10 @@ impl SqliteIngest {
         // them in with pread for every statement.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456;",
+             PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456;
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
+        let checkpointer = start_checkpointer(path, busy_timeout)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-ingest".into())
@@ -75,7 +79,10 @@ impl SqliteIngest {
                 }
             })
             .map_err(|e| StoreError::Engine(format!("starting the ingestion thread: {e}")))?;
-        Ok(SqliteIngest { jobs: tx })
+        Ok(SqliteIngest {
+            jobs: tx,
+            _checkpointer: checkpointer,
+        })
     }
 
     pub(super) async fn ingest(
@@ -95,6 +102,32 @@ impl SqliteIngest {
             .await
             .map_err(|_| StoreError::Engine("the ingestion thread stopped".into()))?
     }
+}
+
+/// Copy the WAL into the database every second from a thread of its own.
+/// A commit that had to checkpoint (SQLite's default, every 1000 pages)
+/// would stall every request in its batch; a PASSIVE checkpoint here runs
+/// beside the writer instead.
+fn start_checkpointer(
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(1))
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Engine(format!("starting the checkpoint thread: {e}")))?;
+    Ok(stop)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
