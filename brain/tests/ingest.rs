@@ -198,6 +198,15 @@ on_both!(the_incident_is_as_severe_as_its_worst_alert, |db| {
     alerts(s, &st, vec![crit]).await;
     let inc = s.get_incident(incident_of(&a[0])).await.unwrap();
     assert_eq!(inc.severity, Severity::Critical);
+    let mut info = alert("s3", "cart", "g-s", AlertStatus::Firing);
+    info.severity = Severity::Info;
+    alerts(s, &st, vec![info]).await;
+    let inc = s.get_incident(incident_of(&a[0])).await.unwrap();
+    assert_eq!(
+        inc.severity,
+        Severity::Critical,
+        "a milder alert never lowers it"
+    );
 });
 
 on_both!(

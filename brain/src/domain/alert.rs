@@ -38,9 +38,21 @@ str_enum!(
 );
 
 str_enum!(
-    /// Severity, normalised across sources.
+    /// Severity, normalised across sources; ordered most severe first.
     Severity { Critical => "critical", Warning => "warning", Info => "info" }
 );
+
+impl Severity {
+    /// 0 for critical, 1 for warning, 2 for info; the store ranks stored
+    /// severities with the same numbers.
+    pub fn rank(self) -> i64 {
+        match self {
+            Severity::Critical => 0,
+            Severity::Warning => 1,
+            Severity::Info => 2,
+        }
+    }
+}
 
 /// One alert after normalisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@
 
 use super::incidents::now;
 use super::{Db, Store, StoreError};
-use crate::domain::{AlertStatus, IncidentStatus, Severity};
+use crate::domain::{AlertStatus, IncidentStatus};
 use crate::ids::{AlertId, IncidentId};
 use crate::ingest::{AlertInput, ChangeInput};
 use chrono::{DateTime, Duration, Utc};
@@ -309,7 +309,7 @@ mod on_postgres {
             .bind(format!("{org}\u{1f}{}", a.group_key))
             .execute(&mut **tx)
             .await?;
-        let (incident, outcome) = choose_incident(tx, s, org, a, at).await?;
+        let (incident, outcome, incident_service) = choose_incident(tx, s, org, a, at).await?;
         let alert_id = AlertId::new();
         sqlx::query(
                     "INSERT INTO alerts (id, incident_id, source, fingerprint, status, severity, service,
@@ -342,16 +342,20 @@ mod on_postgres {
                     serde_json::json!({"alert_id": alert_id, "fingerprint": a.fingerprint, "severity": a.severity}),
                 )
                 .await?;
-        attach_suspects(
-            tx,
-            s,
-            org,
-            incident,
-            a.service.as_deref(),
-            a.starts_at.min(at),
-            at,
-        )
-        .await?;
+        // As on SQLite: only a new or reopened incident, or another
+        // service joining, can bring new suspects.
+        if outcome != AlertOutcomeKind::Joined || incident_service != a.service {
+            attach_suspects(
+                tx,
+                s,
+                org,
+                incident,
+                a.service.as_deref(),
+                a.starts_at.min(at),
+                at,
+            )
+            .await?;
+        }
         Ok(AlertOutcome {
             outcome,
             alert_id: Some(alert_id),
@@ -360,51 +364,56 @@ mod on_postgres {
         })
     }
 
+    /// Join the active incident of the group, or of the service within the
+    /// window (touching it and raising its severity in the same statement);
+    /// else reopen a recently resolved one; else open one.
     async fn choose_incident(
         tx: &mut Tx<'_>,
         s: &IngestSettings,
         org: &str,
         a: &AlertInput,
         at: DateTime<Utc>,
-    ) -> Result<(Uuid, AlertOutcomeKind), StoreError> {
-        let active: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT id, severity FROM incidents
-                     WHERE org_id = $1 AND group_key = $2 AND status NOT IN ('resolved', 'closed')
-                     ORDER BY opened_at DESC LIMIT 1",
+    ) -> Result<(Uuid, AlertOutcomeKind, Option<String>), StoreError> {
+        let joined: Option<(Uuid, Option<String>)> = sqlx::query_as(
+            "UPDATE incidents SET updated_at = $1,
+                 severity = CASE WHEN $2 < (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END)
+                            THEN $3 ELSE severity END
+             WHERE id = (SELECT id FROM incidents WHERE org_id = $4 AND group_key = $5
+                             AND status NOT IN ('resolved', 'closed') ORDER BY opened_at DESC LIMIT 1)
+             RETURNING id, service",
         )
+        .bind(at)
+        .bind(a.severity.rank())
+        .bind(a.severity.as_str())
         .bind(org)
         .bind(&a.group_key)
         .fetch_optional(&mut **tx)
         .await?;
-        let active = match (active, &a.service) {
-                    (Some(found), _) => Some(found),
-                    (None, Some(service)) => {
-                        sqlx::query_as(
-                            "SELECT id, severity FROM incidents
-                             WHERE org_id = $1 AND service = $2 AND status NOT IN ('resolved', 'closed')
-                                 AND updated_at >= $3
-                             ORDER BY updated_at DESC LIMIT 1",
-                        )
-                        .bind(org)
-                        .bind(service)
-                        .bind(at - s.group_window)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                    }
-                    (None, None) => None,
-                };
-        if let Some((id, severity)) = active {
-            // The incident is as severe as its worst alert.
-            let sev = Severity::parse(&severity)
-                .unwrap_or(Severity::Info)
-                .min(a.severity);
-            sqlx::query("UPDATE incidents SET updated_at = $1, severity = $2 WHERE id = $3")
+        let joined = match (joined, &a.service) {
+            (Some(found), _) => Some(found),
+            (None, Some(service)) => {
+                sqlx::query_as(
+                    "UPDATE incidents SET updated_at = $1,
+                         severity = CASE WHEN $2 < (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END)
+                                    THEN $3 ELSE severity END
+                     WHERE id = (SELECT id FROM incidents WHERE org_id = $4 AND service = $5
+                                     AND status NOT IN ('resolved', 'closed') AND updated_at >= $6
+                                     ORDER BY updated_at DESC LIMIT 1)
+                     RETURNING id, service",
+                )
                 .bind(at)
-                .bind(sev.as_str())
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            return Ok((id, AlertOutcomeKind::Joined));
+                .bind(a.severity.rank())
+                .bind(a.severity.as_str())
+                .bind(org)
+                .bind(service)
+                .bind(at - s.group_window)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+            (None, None) => None,
+        };
+        if let Some((id, service)) = joined {
+            return Ok((id, AlertOutcomeKind::Joined, service));
         }
 
         let recent: Option<Uuid> = sqlx::query_scalar(
@@ -436,7 +445,7 @@ mod on_postgres {
             )
             .await?;
             enqueue(tx, id, at).await?;
-            return Ok((id, AlertOutcomeKind::Reopened));
+            return Ok((id, AlertOutcomeKind::Reopened, a.service.clone()));
         }
 
         let id = IncidentId::new().0;
@@ -464,7 +473,7 @@ mod on_postgres {
         )
         .await?;
         enqueue(tx, id, at).await?;
-        Ok((id, AlertOutcomeKind::Opened))
+        Ok((id, AlertOutcomeKind::Opened, a.service.clone()))
     }
 
     async fn attach_suspects(

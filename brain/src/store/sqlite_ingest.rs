@@ -16,7 +16,7 @@ use super::ingest::{
     AlertOutcome, AlertOutcomeKind, IngestItems, IngestOutcome, IngestRequest, IngestSettings,
 };
 use super::{StoreError, incidents::now};
-use crate::domain::{AlertStatus, IncidentStatus, Severity};
+use crate::domain::{AlertStatus, IncidentStatus};
 use crate::ids::{AlertId, IncidentId};
 use crate::ingest::{AlertInput, ChangeInput};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -280,7 +280,7 @@ fn firing(
             fingerprint: a.fingerprint.clone(),
         });
     }
-    let (incident, outcome) = choose_incident(tx, s, org, a, at)?;
+    let (incident, outcome, incident_service) = choose_incident(tx, s, org, a, at)?;
     let alert_id = AlertId::new();
     tx.prepare_cached(
         "INSERT INTO alerts (id, incident_id, source, fingerprint, status, severity, service, namespace, resource,
@@ -312,15 +312,20 @@ fn firing(
         &a.summary,
         &serde_json::json!({"alert_id": alert_id, "fingerprint": a.fingerprint, "severity": a.severity}),
     )?;
-    attach_suspects(
-        tx,
-        s,
-        org,
-        incident,
-        a.service.as_deref(),
-        a.starts_at.min(at),
-        at,
-    )?;
+    // A new or reopened incident, or an alert of another service joining
+    // one, may have suspects; an alert joining its own service's incident
+    // brings none the incident does not have already.
+    if outcome != AlertOutcomeKind::Joined || incident_service != a.service {
+        attach_suspects(
+            tx,
+            s,
+            org,
+            incident,
+            a.service.as_deref(),
+            a.starts_at.min(at),
+            at,
+        )?;
+    }
     Ok(AlertOutcome {
         outcome,
         alert_id: Some(alert_id),
@@ -329,40 +334,52 @@ fn firing(
     })
 }
 
+/// Join the active incident of the alert's group, or of its service within
+/// the window, touching it and raising its severity to the alert's in the
+/// same statement; else reopen a recently resolved one; else open one.
+/// Returns the incident, what happened, and the incident's service.
 fn choose_incident(
     tx: &Transaction<'_>,
     s: &IngestSettings,
     org: &str,
     a: &AlertInput,
     at: DateTime<Utc>,
-) -> Result<(Uuid, AlertOutcomeKind), StoreError> {
-    let by_group: Option<(Vec<u8>, String)> = tx
+) -> Result<(Uuid, AlertOutcomeKind, Option<String>), StoreError> {
+    let joined: Option<(Vec<u8>, Option<String>)> = tx
         .prepare_cached(
-            "SELECT id, severity FROM incidents WHERE org_id = ?1 AND group_key = ?2 AND status NOT IN ('resolved', 'closed')
-             ORDER BY opened_at DESC LIMIT 1",
+            "UPDATE incidents SET updated_at = ?1,
+                 severity = CASE WHEN ?2 < (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END)
+                            THEN ?3 ELSE severity END
+             WHERE id = (SELECT id FROM incidents WHERE org_id = ?4 AND group_key = ?5
+                             AND status NOT IN ('resolved', 'closed') ORDER BY opened_at DESC LIMIT 1)
+             RETURNING id, service",
         )?
-        .query_row(params![org, a.group_key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(
+            params![ts(at), a.severity.rank(), a.severity.as_str(), org, a.group_key],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()?;
-    let active = match (by_group, &a.service) {
+    let joined = match (joined, &a.service) {
         (Some(found), _) => Some(found),
         (None, Some(service)) => tx
             .prepare_cached(
-                "SELECT id, severity FROM incidents WHERE org_id = ?1 AND service = ?2 AND status NOT IN ('resolved', 'closed')
-                     AND updated_at >= ?3 ORDER BY updated_at DESC LIMIT 1",
+                "UPDATE incidents SET updated_at = ?1,
+                     severity = CASE WHEN ?2 < (CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END)
+                                THEN ?3 ELSE severity END
+                 WHERE id = (SELECT id FROM incidents WHERE org_id = ?4 AND service = ?5
+                                 AND status NOT IN ('resolved', 'closed') AND updated_at >= ?6
+                                 ORDER BY updated_at DESC LIMIT 1)
+                 RETURNING id, service",
             )?
-            .query_row(params![org, service, ts(at - s.group_window)], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(
+                params![ts(at), a.severity.rank(), a.severity.as_str(), org, service, ts(at - s.group_window)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .optional()?,
         (None, None) => None,
     };
-    if let Some((id, severity)) = active {
-        let id = uuid(id)?;
-        // The incident is as severe as its worst alert.
-        let sev = Severity::parse(&severity)
-            .unwrap_or(Severity::Info)
-            .min(a.severity);
-        tx.prepare_cached("UPDATE incidents SET updated_at = ?1, severity = ?2 WHERE id = ?3")?
-            .execute(params![ts(at), sev.as_str(), blob(id)])?;
-        return Ok((id, AlertOutcomeKind::Joined));
+    if let Some((id, service)) = joined {
+        return Ok((uuid(id)?, AlertOutcomeKind::Joined, service));
     }
     let recent: Option<Vec<u8>> = tx
         .prepare_cached(
@@ -385,7 +402,7 @@ fn choose_incident(
             &serde_json::json!({"from": IncidentStatus::Resolved, "to": IncidentStatus::Open}),
         )?;
         enqueue(tx, id, at)?;
-        return Ok((id, AlertOutcomeKind::Reopened));
+        return Ok((id, AlertOutcomeKind::Reopened, a.service.clone()));
     }
     let id = IncidentId::new().0;
     tx.prepare_cached(
@@ -403,7 +420,7 @@ fn choose_incident(
         &serde_json::json!({"to": IncidentStatus::Open}),
     )?;
     enqueue(tx, id, at)?;
-    Ok((id, AlertOutcomeKind::Opened))
+    Ok((id, AlertOutcomeKind::Opened, a.service.clone()))
 }
 
 fn attach_suspects(
