@@ -400,7 +400,7 @@ async fn beyond_the_in_flight_limit_senders_get_429_with_retry_after() {
     )
     .await
     .expect("write");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let r = Client::new()
         .post(app.url("/api/v1/alerts"))
         .body(body)
