@@ -129,6 +129,28 @@ impl Store {
         }
     }
 
+    /// Whether the store groups single requests into commits itself (the
+    /// SQLite ingestion thread does).
+    pub(crate) fn groups_ingestion(&self) -> bool {
+        matches!(self.db, Db::Sqlite { .. })
+    }
+
+    /// Commit one request together with whatever else is queued (SQLite);
+    /// on PostgreSQL, alone.
+    pub(crate) async fn submit_ingest(
+        &self,
+        settings: &IngestSettings,
+        request: IngestRequest,
+    ) -> Result<IngestOutcome, StoreError> {
+        match &self.db {
+            Db::Sqlite { ingest, .. } => ingest.submit(settings, request).await,
+            Db::Postgres(pool) => on_postgres::run(pool, settings, std::slice::from_ref(&request))
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Engine("empty ingest result".into())),
+        }
+    }
+
     /// Forget delivery keys older than the redelivery window.
     pub async fn prune_deliveries(&self, settings: &IngestSettings) -> Result<u64, StoreError> {
         let cutoff = now() - settings.redelivery_window;

@@ -138,7 +138,7 @@ impl Store {
         if url.is_postgres() {
             Self::connect_postgres(&url, config.database.schema.as_deref(), max, timeout).await
         } else {
-            Self::connect_sqlite(&url, max, timeout).await
+            Self::connect_sqlite(&url, max, timeout, config.ingest.max_batch).await
         }
     }
 
@@ -146,6 +146,7 @@ impl Store {
         url: &DatabaseUrl,
         max: u32,
         timeout: Duration,
+        max_group: usize,
     ) -> Result<Store, StoreError> {
         let masked = url.masked();
         let unavailable = |source| StoreError::Connect {
@@ -169,7 +170,7 @@ impl Store {
                 source: sqlx::Error::Io(e),
             })?;
         }
-        let ingest = sqlite_ingest::SqliteIngest::start(opts.get_filename(), timeout)?;
+        let ingest = sqlite_ingest::SqliteIngest::start(opts.get_filename(), timeout, max_group)?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(timeout)

@@ -27,24 +27,34 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 type Reply = oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>;
+type OneReply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
-struct Job {
-    settings: IngestSettings,
-    batch: Vec<IngestRequest>,
-    reply: Reply,
+enum Job {
+    /// A batch committed as one transaction, as given.
+    Batch {
+        settings: IngestSettings,
+        batch: Vec<IngestRequest>,
+        reply: Reply,
+    },
+    /// One request. The thread commits every request queued while the
+    /// previous commit ran in one transaction: the group commit.
+    One {
+        settings: IngestSettings,
+        request: Box<IngestRequest>,
+        reply: OneReply,
+    },
 }
 
 /// Handle to the ingestion thread; the thread ends when the handle drops.
-#[derive(Debug)]
 pub(super) struct SqliteIngest {
     jobs: std::sync::mpsc::Sender<Job>,
     /// Dropping it stops the checkpoint thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
-impl std::fmt::Debug for Job {
+impl std::fmt::Debug for SqliteIngest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job({} requests)", self.batch.len())
+        f.write_str("SqliteIngest")
     }
 }
 
@@ -55,7 +65,11 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteIngest {
-    pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<SqliteIngest, StoreError> {
+    pub(super) fn start(
+        path: &Path,
+        busy_timeout: Duration,
+        max_group: usize,
+    ) -> Result<SqliteIngest, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         // Same durability as the sqlx pools: on disk before we answer.
@@ -71,13 +85,7 @@ impl SqliteIngest {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-ingest".into())
-            .spawn(move || {
-                let mut conn = conn;
-                for job in rx {
-                    let result = run(&mut conn, &job.settings, &job.batch);
-                    let _ = job.reply.send(result);
-                }
-            })
+            .spawn(move || serve_jobs(conn, &rx, max_group.max(1)))
             .map_err(|e| StoreError::Engine(format!("starting the ingestion thread: {e}")))?;
         Ok(SqliteIngest {
             jobs: tx,
@@ -85,22 +93,117 @@ impl SqliteIngest {
         })
     }
 
+    /// Commit `batch` as one transaction.
     pub(super) async fn ingest(
         &self,
         settings: &IngestSettings,
         batch: Vec<IngestRequest>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                settings: *settings,
+        self.send(Job::Batch {
+            settings: *settings,
+            batch,
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commit one request together with whatever else is queued.
+    pub(super) async fn submit(
+        &self,
+        settings: &IngestSettings,
+        request: IngestRequest,
+    ) -> Result<IngestOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::One {
+            settings: *settings,
+            request: Box::new(request),
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.send(job).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Engine("the ingestion thread stopped".into())
+}
+
+/// The thread's loop: batches as given, single requests grouped.
+fn serve_jobs(mut conn: Connection, rx: &std::sync::mpsc::Receiver<Job>, max_group: usize) {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Batch {
+                settings,
                 batch,
                 reply,
-            })
-            .map_err(|_| StoreError::Engine("the ingestion thread stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Engine("the ingestion thread stopped".into()))?
+            } => {
+                let _ = reply.send(run(&mut conn, &settings, &batch));
+            }
+            Job::One {
+                settings,
+                request,
+                reply,
+            } => {
+                let mut requests = vec![*request];
+                let mut replies = vec![reply];
+                while requests.len() < max_group {
+                    match rx.try_recv() {
+                        Ok(Job::One { request, reply, .. }) => {
+                            requests.push(*request);
+                            replies.push(reply);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&mut conn, &settings, &requests, replies);
+            }
+        }
+    }
+}
+
+/// Commit a group in one transaction; if that fails, one by one, so a bad
+/// request does not fail its neighbours.
+fn commit_group(
+    conn: &mut Connection,
+    settings: &IngestSettings,
+    requests: &[IngestRequest],
+    replies: Vec<OneReply>,
+) {
+    match run(conn, settings, requests) {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            if requests.len() > 1 {
+                tracing::warn!(error = %e, size = requests.len(), "group commit failed; committing one by one");
+            }
+            for (request, reply) in requests.iter().zip(replies) {
+                let result =
+                    run(conn, settings, std::slice::from_ref(request)).and_then(|mut o| {
+                        o.pop()
+                            .ok_or_else(|| StoreError::Engine("empty ingest result".into()))
+                    });
+                let _ = reply.send(result);
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! Group commit for ingestion: one writer task takes every request queued
-//! while the previous commit ran and commits them in one transaction, so a
-//! burst costs one fsync per batch, not per alert. The queue is bounded by
-//! bytes; a full queue refuses new work at once instead of growing.
+//! Group commit for ingestion: every request queued while the previous
+//! commit ran is committed in one transaction, so a burst costs one fsync
+//! per batch, not per alert. On SQLite the ingestion thread groups requests
+//! itself; on PostgreSQL a writer task does. The queue is bounded by bytes;
+//! a full queue refuses new work at once instead of growing.
 
 use super::{IngestOutcome, IngestRequest, IngestSettings, Store, StoreError};
 use std::sync::Arc;
@@ -26,10 +27,22 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
-/// Handle to the writer task; cheap to clone.
+/// Where requests go.
+#[derive(Clone)]
+enum Route {
+    /// Straight to the SQLite ingestion thread, which groups them.
+    Thread {
+        store: Store,
+        settings: IngestSettings,
+    },
+    /// To the writer task, which groups them (PostgreSQL).
+    Task(mpsc::UnboundedSender<Job>),
+}
+
+/// Handle to the writer; cheap to clone.
 #[derive(Clone)]
 pub struct IngestWriter {
-    jobs: mpsc::UnboundedSender<Job>,
+    route: Route,
     budget: Arc<Semaphore>,
     budget_bytes: usize,
 }
@@ -43,12 +56,18 @@ impl IngestWriter {
         budget_bytes: usize,
         max_batch: usize,
     ) -> (IngestWriter, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, settings, rx, max_batch.max(1)));
+        let (route, task) = if store.groups_ingestion() {
+            let task = tokio::spawn(async {});
+            (Route::Thread { store, settings }, task)
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(run(store, settings, rx, max_batch.max(1)));
+            (Route::Task(tx), task)
+        };
         let budget_bytes = budget_bytes.clamp(1, Semaphore::MAX_PERMITS);
         (
             IngestWriter {
-                jobs: tx,
+                route,
                 budget: Arc::new(Semaphore::new(budget_bytes)),
                 budget_bytes,
             },
@@ -67,18 +86,26 @@ impl IngestWriter {
         let permit = Arc::clone(&self.budget)
             .try_acquire_many_owned(cost)
             .map_err(|_| SubmitError::Overloaded)?;
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                request,
-                reply,
-                _permit: permit,
-            })
-            .map_err(|_| SubmitError::Stopped)?;
-        answer
-            .await
-            .map_err(|_| SubmitError::Stopped)?
-            .map_err(Into::into)
+        match &self.route {
+            Route::Thread { store, settings } => {
+                let outcome = store.submit_ingest(settings, request).await;
+                drop(permit);
+                outcome.map_err(Into::into)
+            }
+            Route::Task(jobs) => {
+                let (reply, answer) = oneshot::channel();
+                jobs.send(Job {
+                    request,
+                    reply,
+                    _permit: permit,
+                })
+                .map_err(|_| SubmitError::Stopped)?;
+                answer
+                    .await
+                    .map_err(|_| SubmitError::Stopped)?
+                    .map_err(Into::into)
+            }
+        }
     }
 
     /// Bytes queued now (for metrics).
