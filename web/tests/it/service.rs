@@ -224,3 +224,32 @@ fn a_5xx_body_carries_only_an_error_id() {
     assert!(v["error_id"].as_str().is_some_and(|id| id.len() == 32));
     assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
+    let app = App::start(|c| c.server.max_connections = 1, None).await;
+    // The first connection takes the only slot, idle.
+    let hog = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let quick = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(700))
+        .build()
+        .expect("client");
+    let refused = quick.get(app.url("/healthz")).send().await;
+    assert!(
+        refused.is_err(),
+        "a second connection must wait while the cap is reached"
+    );
+    drop(hog);
+    let mut served = false;
+    for _ in 0..20 {
+        if let Ok(r) = quick.get(app.url("/healthz")).send().await {
+            served = r.status().is_success();
+            break;
+        }
+    }
+    assert!(served, "once the slot frees, the next connection is served");
+    app.finish().await;
+}
