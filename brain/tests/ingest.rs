@@ -30,7 +30,7 @@ fn alert(fingerprint: &str, service: &str, group: &str, status: AlertStatus) -> 
         starts_at: Utc::now(),
         ends_at: (status == AlertStatus::Resolved).then(Utc::now),
         group_key: group.into(),
-        raw: serde_json::json!({"fingerprint": fingerprint}),
+        raw: brain::ingest::RawJson::from_value(&serde_json::json!({"fingerprint": fingerprint})),
     }
 }
 

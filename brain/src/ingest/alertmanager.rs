@@ -1,12 +1,13 @@
 //! The Alertmanager webhook body, version 4.
 
 use super::{
-    AlertInput, ParseError, end_time, fingerprint_labels, from_json, resource_from, service_from,
-    severity_from,
+    AlertInput, ParseError, RawJson, end_time, fingerprint_labels, from_json, resource_from,
+    service_from, severity_from,
 };
 use crate::domain::AlertStatus;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
@@ -18,12 +19,11 @@ pub struct Webhook {
     pub status: String,
     #[serde(default)]
     pub receiver: Option<String>,
-    #[serde(default)]
-    pub common_labels: BTreeMap<String, String>,
-    pub alerts: Vec<WebhookAlert>,
+    /// Each alert's text as received: parsed below, and stored as it came.
+    pub alerts: Vec<Box<RawValue>>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookAlert {
     pub status: String,
@@ -67,15 +67,33 @@ pub fn parse(body: &[u8]) -> Result<Vec<AlertInput>, ParseError> {
 }
 
 /// Shared with Grafana, whose body extends Alertmanager's.
+/// Parse one alert of `alerts`, naming a bad field as `alerts[i].field`.
+fn parse_alert(i: usize, raw: &RawValue) -> Result<WebhookAlert, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            format!("alerts[{i}]")
+        } else {
+            format!("alerts[{i}].{path}")
+        };
+        ParseError::new(
+            field.clone(),
+            format!("invalid field {field}: {}", e.into_inner()),
+        )
+    })
+}
+
 pub(crate) fn normalise(
     source: &'static str,
     group_key: Option<&str>,
-    alerts: Vec<WebhookAlert>,
+    alerts: Vec<Box<RawValue>>,
 ) -> Result<Vec<AlertInput>, ParseError> {
     alerts
         .into_iter()
         .enumerate()
-        .map(|(i, a)| {
+        .map(|(i, raw)| {
+            let a = parse_alert(i, &raw)?;
             let status = status(&a.status, &format!("alerts[{i}].status"))?;
             let alertname = a
                 .labels
@@ -110,7 +128,7 @@ pub(crate) fn normalise(
                 starts_at: a.starts_at,
                 ends_at: end_time(a.ends_at),
                 group_key,
-                raw: serde_json::to_value(&a).unwrap_or_default(),
+                raw: RawJson::from(raw),
                 labels: a.labels,
             })
         })

@@ -2,7 +2,7 @@
 //! `{title, severity, service, labels, description}`, plus optional
 //! `fingerprint`, `status`, `starts_at`, `ends_at` and `group_key`.
 
-use super::{AlertInput, ParseError, fingerprint_labels, from_json, resource_from};
+use super::{AlertInput, ParseError, RawJson, fingerprint_labels, from_json, resource_from};
 use crate::domain::{AlertStatus, Severity};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@ fn normalise(a: GenericAlert) -> Result<AlertInput, ParseError> {
     if a.title.trim().is_empty() {
         return Err(ParseError::new("title", "title must not be empty"));
     }
-    let raw = serde_json::to_value(&a).unwrap_or_default();
+    let raw = RawJson::from_value(&a);
     let fingerprint = a
         .fingerprint
         .clone()

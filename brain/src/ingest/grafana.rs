@@ -2,7 +2,7 @@
 //! It extends Alertmanager's body; each alert also carries dashboard and
 //! panel links and the values that fired, which stay in `raw`.
 
-use super::alertmanager::{WebhookAlert, normalise, status};
+use super::alertmanager::{normalise, status};
 use super::{AlertInput, ParseError, from_json};
 use serde::Deserialize;
 
@@ -14,24 +14,18 @@ struct Webhook {
     group_key: Option<String>,
     #[serde(default)]
     org_id: Option<i64>,
-    alerts: Vec<WebhookAlert>,
+    alerts: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// Normalise one webhook call.
 pub fn parse(body: &[u8]) -> Result<Vec<AlertInput>, ParseError> {
     let hook: Webhook = from_json(body)?;
     status(&hook.status, "status")?;
-    let raw: serde_json::Value = from_json(body)?;
     let org = hook.org_id.map(|o| format!("org{o}:")).unwrap_or_default();
     let group_key = hook.group_key.map(|k| format!("{org}{k}"));
-    let mut alerts = normalise("grafana", group_key.as_deref(), hook.alerts)?;
-    // Keep everything Grafana sent for the alert, not just the shared fields.
-    for (i, a) in alerts.iter_mut().enumerate() {
-        if let Some(original) = raw["alerts"].get(i) {
-            a.raw = original.clone();
-        }
-    }
-    Ok(alerts)
+    // Each alert's raw text keeps everything Grafana sent (dashboard and
+    // panel links, the values that fired), not just the shared fields.
+    normalise("grafana", group_key.as_deref(), hook.alerts)
 }
 
 #[cfg(test)]
@@ -52,7 +46,7 @@ mod tests {
         assert_eq!(a.service.as_deref(), Some("checkout"));
         assert_eq!(a.fingerprint, "57c6d9296de2ad39");
         assert!(
-            a.raw["dashboardURL"]
+            a.raw.to_value()["dashboardURL"]
                 .as_str()
                 .is_some_and(|u| u.contains("/d/"))
         );

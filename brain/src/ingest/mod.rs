@@ -32,8 +32,48 @@ pub struct AlertInput {
     pub ends_at: Option<DateTime<Utc>>,
     /// Alerts with the same key join the same active incident.
     pub group_key: String,
-    /// The part of the body that describes this alert.
-    pub raw: serde_json::Value,
+    /// The part of the body that describes this alert, as JSON text.
+    pub raw: RawJson,
+}
+
+/// JSON text kept as received (or serialised once), so the store writes it
+/// without building and re-serialising a value tree per alert.
+#[derive(Debug, Clone)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// Serialise a value once.
+    pub fn from_value<T: serde::Serialize>(v: &T) -> Self {
+        Self(
+            serde_json::value::to_raw_value(v)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
+    /// Parse the text back into a value (for tests and inspection).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<Box<serde_json::value::RawValue>> for RawJson {
+    fn from(raw: Box<serde_json::value::RawValue>) -> Self {
+        Self(raw)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 /// A change to the world: a deploy, a config push, a merge.

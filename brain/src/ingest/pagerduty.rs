@@ -2,7 +2,7 @@
 //! `.resolved`, `.annotated`, ...). The signature is checked by the caller
 //! with [`super::signature::pagerduty_valid`] before this runs.
 
-use super::{AlertInput, ParseError, from_json, severity_from};
+use super::{AlertInput, ParseError, RawJson, from_json, severity_from};
 use crate::domain::AlertStatus;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -178,7 +178,7 @@ fn incident_alert(
         ends_at: resolved.then_some(at),
         group_key: format!("pagerduty:{}", d.id),
         labels,
-        raw,
+        raw: RawJson::from_value(&raw),
     }
 }
 

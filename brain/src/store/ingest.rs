@@ -306,7 +306,7 @@ mod on_postgres {
         .bind(a.severity.as_str())
         .bind(&a.summary)
         .bind(&a.description)
-        .bind(Json(&a.raw))
+        .bind(Json(a.raw.raw()))
         .bind(a.source)
         .bind(&a.fingerprint)
         .fetch_optional(&mut **tx)
@@ -351,7 +351,7 @@ mod on_postgres {
                 .bind(&a.description)
                 .bind(a.starts_at)
                 .bind(at)
-                .bind(Json(&a.raw))
+                .bind(Json(a.raw.raw()))
                 .execute(&mut **tx)
                 .await?;
         timeline(
@@ -576,7 +576,7 @@ mod on_postgres {
         )
         .bind(a.ends_at.unwrap_or(at))
         .bind(at)
-        .bind(Json(&a.raw))
+        .bind(Json(a.raw.raw()))
         .bind(a.source)
         .bind(&a.fingerprint)
         .fetch_optional(&mut **tx)

@@ -366,7 +366,7 @@ fn firing(
              WHERE source = ?6 AND fingerprint = ?7 AND status = 'firing' RETURNING id, incident_id",
         )?
         .query_row(
-            params![ts(at), a.severity.as_str(), a.summary, a.description, json(&a.raw), a.source, a.fingerprint],
+            params![ts(at), a.severity.as_str(), a.summary, a.description, a.raw.as_str(), a.source, a.fingerprint],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
@@ -404,7 +404,7 @@ fn firing(
         a.description,
         ts(a.starts_at),
         ts(at),
-        json(&a.raw),
+        a.raw.as_str(),
     ])?;
     timeline(
         tx,
@@ -607,7 +607,7 @@ fn resolved(
              WHERE source = ?4 AND fingerprint = ?5 AND status = 'firing' RETURNING id, incident_id",
         )?
         .query_row(
-            params![ts(a.ends_at.unwrap_or(at)), ts(at), json(&a.raw), a.source, a.fingerprint],
+            params![ts(a.ends_at.unwrap_or(at)), ts(at), a.raw.as_str(), a.source, a.fingerprint],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
