@@ -9,10 +9,6 @@ use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-/// A JSON body, deserialised with the path of any bad field reported.
-#[derive(Debug, Clone)]
-pub struct ApiJson<T>(pub T);
-
 /// The raw body, within the configured limit.
 #[derive(Debug, Clone)]
 pub struct RawBody(pub Bytes);
@@ -43,19 +39,6 @@ where
 /// Parse JSON, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     brain::ingest::from_json(bytes).map_err(ApiError::from)
-}
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    S: Send + Sync,
-    AppState: FromRef<S>,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let RawBody(bytes) = RawBody::from_request(req, state).await?;
-        parse_json(&bytes).map(ApiJson)
-    }
 }
 
 #[cfg(test)]

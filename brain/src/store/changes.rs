@@ -102,16 +102,4 @@ impl Store {
         });
         Ok(ids.into_iter().map(IncidentId).collect())
     }
-
-    /// Count alerts and incidents per source, for the noise-reduction figure.
-    pub async fn alert_and_incident_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = with_db!(self, read, |p| {
-            sqlx::query_as(
-                "SELECT source, CAST(SUM(count) AS BIGINT), COUNT(DISTINCT incident_id) FROM alerts GROUP BY source ORDER BY source",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        Ok(rows)
-    }
 }
