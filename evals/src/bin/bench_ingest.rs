@@ -36,12 +36,27 @@ struct Args {
     /// PostgreSQL for the second run; a fresh schema is created and dropped.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres: String,
+    /// Alerts per request, for every target alike (Alertmanager's webhook
+    /// sends a whole group per notification; its API takes an array).
+    #[arg(long, default_value_t = 1)]
+    per_request: usize,
+    /// Closed-loop rounds; targets alternate within a round and the table
+    /// shows each target's median round, so a noisy neighbour moment does
+    /// not decide the ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Only these targets (alertmanager, sqlite, postgres), e.g. for
+    /// profiling one of them; the latency and burst runs are skipped.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// One alert of the workload, in both wire shapes.
 struct Item {
-    webhook: String,
-    am_api: String,
+    status: &'static str,
+    group_key: String,
+    webhook: serde_json::Value,
+    am_api: serde_json::Value,
 }
 
 /// 60% new alerts, 30% repeats of a firing one, 10% resolutions, over 50
@@ -79,23 +94,53 @@ fn workload(n: usize, salt: &str) -> Vec<Item> {
         } else {
             "0001-01-01T00:00:00Z".into()
         };
-        // `seq` makes each delivery distinct, as a real repeat notification
-        // is: a repeat must count as a repeat, not as a redelivery.
         let status = if resolved { "resolved" } else { "firing" };
-        let webhook = json!({"version": "4", "status": status, "receiver": "cerebro", "seq": i,
-            "groupKey": format!("{{}}:{{alertname=\"HighErrorRate{}\"}}", id % 7),
-            "alerts": [{"status": status, "labels": labels, "annotations": annotations,
-                "startsAt": starts, "endsAt": ends, "fingerprint": format!("{salt}-{id:08x}")}]})
-        .to_string();
+        let webhook = json!({"status": status, "labels": labels, "annotations": annotations,
+            "startsAt": starts, "endsAt": ends, "fingerprint": format!("{salt}-{id:08x}")});
         let am_ends = if resolved {
             chrono::Utc::now().to_rfc3339()
         } else {
             (start + chrono::Duration::hours(1)).to_rfc3339()
         };
-        let am_api = json!([{"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": am_ends}]).to_string();
-        out.push(Item { webhook, am_api });
+        let am_api = json!({"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": am_ends});
+        out.push(Item {
+            status,
+            group_key: format!("{{}}:{{alertname=\"HighErrorRate{}\"}}", id % 7),
+            webhook,
+            am_api,
+        });
     }
     out
+}
+
+/// Request bodies of `per_request` consecutive alerts each: an Alertmanager
+/// webhook notification for cerebro, an array for Alertmanager's API.
+fn bodies(items: &[Item], am_shape: bool, per_request: usize) -> Arc<Vec<String>> {
+    Arc::new(
+        items
+            .chunks(per_request.max(1))
+            .enumerate()
+            .map(|(seq, chunk)| {
+                if am_shape {
+                    serde_json::Value::Array(chunk.iter().map(|i| i.am_api.clone()).collect())
+                        .to_string()
+                } else {
+                    let status = if chunk.iter().any(|i| i.status == "firing") {
+                        "firing"
+                    } else {
+                        "resolved"
+                    };
+                    // `seq` makes each delivery distinct, as a real repeat
+                    // notification is: a repeat must count as a repeat, not
+                    // as a redelivery.
+                    json!({"version": "4", "status": status, "receiver": "cerebro", "seq": seq,
+                        "groupKey": chunk[0].group_key,
+                        "alerts": chunk.iter().map(|i| i.webhook.clone()).collect::<Vec<_>>()})
+                    .to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 struct RunResult {
@@ -268,31 +313,16 @@ async fn alertmanager() -> anyhow::Result<Target> {
     })
 }
 
-fn bodies(items: &[Item], am_shape: bool) -> Arc<Vec<String>> {
-    Arc::new(
-        items
-            .iter()
-            .map(|i| {
-                if am_shape {
-                    i.am_api.clone()
-                } else {
-                    i.webhook.clone()
-                }
-            })
-            .collect(),
-    )
-}
-
+/// One closed-loop round: a warm-up, then the measured alerts.
 async fn measure(
     t: &Target,
     items: &[Item],
     warm: &[Item],
     c: usize,
-) -> anyhow::Result<(RunResult, u64)> {
-    closed_loop(&t.url, bodies(warm, t.am_shape), c).await?;
-    let r = closed_loop(&t.url, bodies(items, t.am_shape), c).await?;
-    let rss = peak_rss_kib(t.daemon.pid()).unwrap_or(0);
-    Ok((r, rss))
+    per_request: usize,
+) -> anyhow::Result<RunResult> {
+    closed_loop(&t.url, bodies(warm, t.am_shape, per_request), c).await?;
+    closed_loop(&t.url, bodies(items, t.am_shape, per_request), c).await
 }
 
 async fn drop_schema(url: &str, schema: &str) {
@@ -306,6 +336,22 @@ async fn drop_schema(url: &str, schema: &str) {
     }
 }
 
+/// A target of the closed-loop comparison and its rounds so far.
+struct Contender {
+    name: &'static str,
+    target: Target,
+    rounds: Vec<RunResult>,
+}
+
+impl Contender {
+    /// The round with the median rate.
+    fn median(&self) -> Option<&RunResult> {
+        let mut v: Vec<&RunResult> = self.rounds.iter().collect();
+        v.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        v.get(v.len() / 2).copied()
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -314,60 +360,97 @@ async fn main() -> anyhow::Result<()> {
         "no cerebro binary at {}",
         args.cerebro.display()
     );
-    let items = workload(args.alerts, "run");
-    let warm = workload(500, "warm");
+    let k = args.per_request.max(1);
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "ingestion benchmark: {} alerts (60% new, 30% repeat, 10% resolved; 1 alert per request), {} connections, loopback, {cores} cores",
-        args.alerts, args.connections
-    );
-    println!(
-        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9}",
-        "target", "alerts/s", "p50 ms", "p99 ms", "non-2xx", "peak RSS", "vs AM"
+        "ingestion benchmark: {} alerts per round (60% new, 30% repeat, 10% resolved; {k} alert(s) per request), {} connections, loopback, {cores} cores, median of {} alternating rounds",
+        args.alerts, args.connections, args.rounds
     );
 
-    let mut rows = Vec::new();
-    let am = alertmanager().await.context("alertmanager")?;
-    let (am_r, am_rss) = measure(&am, &items, &warm, args.connections).await?;
-    let am_rate = am_r.rate();
-    drop(am);
-    rows.push(("alertmanager /api/v2/alerts".to_owned(), am_r, am_rss));
-
-    let sqlite = cerebro(&args, &[]).await?;
-    let (r, rss) = measure(&sqlite, &items, &warm, args.connections).await?;
-    drop(sqlite);
-    rows.push(("cerebro sqlite (durable, fsync)".to_owned(), r, rss));
-
+    let mut contenders = Vec::new();
+    if wanted("alertmanager") {
+        contenders.push(Contender {
+            name: "alertmanager /api/v2/alerts",
+            target: alertmanager().await.context("alertmanager")?,
+            rounds: Vec::new(),
+        });
+    }
+    if wanted("sqlite") {
+        contenders.push(Contender {
+            name: "cerebro sqlite (durable, fsync)",
+            target: cerebro(&args, &[]).await?,
+            rounds: Vec::new(),
+        });
+    }
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let pg_env = [
-        ("CEREBRO__DATABASE__URL", args.postgres.as_str()),
-        ("CEREBRO__DATABASE__SCHEMA", schema.as_str()),
-    ];
-    match cerebro(&args, &pg_env).await {
-        Ok(pg) => {
-            let (r, rss) = measure(&pg, &items, &warm, args.connections).await?;
-            drop(pg);
-            rows.push(("cerebro postgres".to_owned(), r, rss));
+    if wanted("postgres") {
+        let pg_env = [
+            ("CEREBRO__DATABASE__URL", args.postgres.as_str()),
+            ("CEREBRO__DATABASE__SCHEMA", schema.as_str()),
+        ];
+        match cerebro(&args, &pg_env).await {
+            Ok(target) => contenders.push(Contender {
+                name: "cerebro postgres",
+                target,
+                rounds: Vec::new(),
+            }),
+            Err(e) => println!("cerebro postgres: skipped ({e:#})"),
         }
-        Err(e) => println!("cerebro postgres: skipped ({e:#})"),
+    }
+    for round in 0..args.rounds.max(1) {
+        let items = workload(args.alerts, &format!("run{round}"));
+        let warm = workload(500, &format!("warm{round}"));
+        for c in &mut contenders {
+            let r = measure(&c.target, &items, &warm, args.connections, k).await?;
+            c.rounds.push(r);
+        }
     }
     drop_schema(&args.postgres, &schema).await;
 
-    for (name, r, rss) in &rows {
+    println!(
+        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9}   rounds (alerts/s)",
+        "target", "alerts/s", "p50 ms", "p99 ms", "non-2xx", "peak RSS", "vs AM"
+    );
+    let am_rate = contenders
+        .iter()
+        .find(|c| c.name.starts_with("alertmanager"))
+        .and_then(Contender::median)
+        .map(|r| r.rate() * k as f64);
+    for c in &contenders {
+        let Some(r) = c.median() else { continue };
+        let rss = peak_rss_kib(c.target.daemon.pid()).unwrap_or(0);
+        let rate = r.rate() * k as f64;
+        let vs = am_rate.map_or("-".to_owned(), |am| format!("{:.2}x", rate / am));
+        let rounds: Vec<String> = c
+            .rounds
+            .iter()
+            .map(|r| format!("{:.0}", r.rate() * k as f64))
+            .collect();
         println!(
-            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>7} MiB {:>8.2}x",
-            name,
-            r.rate(),
+            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>6} MiB {:>9}   {}",
+            c.name,
+            rate,
             r.pct(0.5),
             r.pct(0.99),
             r.rejected + r.errors,
             rss / 1024,
-            r.rate() / am_rate
+            vs,
+            rounds.join(" ")
         );
+    }
+    let capacity = contenders
+        .iter()
+        .find(|c| c.name.starts_with("cerebro sqlite"))
+        .and_then(Contender::median)
+        .map(|r| r.rate() * k as f64);
+    drop(contenders);
+    if !args.only.is_empty() {
+        return Ok(());
     }
 
     println!(
-        "\nfixed rate {} alerts/s for {} s (open loop):",
+        "\nfixed rate {} alerts/s for {} s (open loop, {k} alert(s) per request):",
         args.rate, args.rate_seconds
     );
     let steady = workload((args.rate * args.rate_seconds) as usize, "steady");
@@ -379,26 +462,22 @@ async fn main() -> anyhow::Result<()> {
         };
         let r = open_loop(
             &t.url,
-            bodies(&steady, t.am_shape),
-            args.rate,
+            bodies(&steady, t.am_shape, k),
+            args.rate / k as u64,
             args.rate_seconds,
         )
         .await?;
         println!(
             "  {:<22} achieved {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
             which,
-            r.ok as f64 / r.wall.as_secs_f64(),
+            r.ok as f64 * k as f64 / r.wall.as_secs_f64(),
             r.pct(0.5),
             r.pct(0.99),
             r.rejected + r.errors
         );
     }
 
-    let capacity = rows
-        .iter()
-        .find(|(n, _, _)| n.starts_with("cerebro sqlite"))
-        .map_or(1000.0, |(_, r, _)| r.rate());
-    let burst_rate = (capacity * 10.0) as u64;
+    let burst_rate = (capacity.unwrap_or(1000.0) * 10.0) as u64;
     println!(
         "\nburst at 10x the measured sqlite capacity: {burst_rate} alerts/s offered for {} s:",
         args.burst_seconds
@@ -408,16 +487,16 @@ async fn main() -> anyhow::Result<()> {
     let burst = workload((burst_rate * args.burst_seconds) as usize, "burst");
     let r = open_loop(
         &t.url,
-        bodies(&burst, false),
-        burst_rate,
+        bodies(&burst, false, k),
+        burst_rate / k as u64,
         args.burst_seconds,
     )
     .await?;
     let after = peak_rss_kib(t.daemon.pid()).unwrap_or(0);
     println!(
         "  accepted {} ({:.0}/s), 429 {}, errors {}, p99 of accepted {:.1} ms; peak RSS {} MiB before, {} MiB after",
-        r.ok,
-        r.ok as f64 / r.wall.as_secs_f64(),
+        r.ok * k,
+        r.ok as f64 * k as f64 / r.wall.as_secs_f64(),
         r.rejected,
         r.errors,
         r.pct(0.99),
