@@ -20,6 +20,176 @@ pub struct Config {
     pub log: LogConfig,
     pub policy: PolicyConfig,
     pub ingest: IngestConfig,
+    pub llm: LlmConfig,
+}
+
+/// `[llm]`: model providers, the roles agents ask for, budgets, redaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// Named providers, e.g. `[llm.providers.qwen]`.
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Named roles (`fast`, `strong`, `embed`), each an ordered provider list.
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+    /// Tokens (in + out) one incident may spend; 0 = no limit.
+    pub incident_token_budget: u64,
+    /// Tokens all calls together may spend per UTC day; 0 = no limit.
+    pub daily_token_budget: u64,
+    /// Prices in USD per million tokens, by model name.
+    pub prices: std::collections::BTreeMap<String, PriceConfig>,
+    /// Answer identical requests from a cache (on in evals).
+    pub cache: bool,
+    pub redaction: RedactionConfig,
+    /// Consecutive failures that open a provider's circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit stays open.
+    pub breaker_cooldown_secs: u64,
+    /// Retries on the same provider for rate limits, timeouts and outages.
+    pub retries: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        let local = |model: &str| ProviderConfig {
+            kind: ProviderKind::Local,
+            model: model.into(),
+            ..ProviderConfig::default()
+        };
+        let role = |providers: &[&str], max_tokens: u32| RoleConfig {
+            providers: providers.iter().map(|p| (*p).to_owned()).collect(),
+            max_tokens,
+            temperature: 0.0,
+        };
+        LlmConfig {
+            providers: [
+                ("qwen".to_owned(), local("qwen2.5-coder-0.5b-instruct")),
+                ("smollm".to_owned(), local("smollm2-135m-instruct")),
+                ("minilm".to_owned(), local("all-minilm-l6-v2")),
+            ]
+            .into(),
+            roles: [
+                ("fast".to_owned(), role(&["qwen", "smollm"], 128)),
+                ("strong".to_owned(), role(&["qwen", "smollm"], 512)),
+                ("embed".to_owned(), role(&["minilm"], 0)),
+            ]
+            .into(),
+            incident_token_budget: 200_000,
+            daily_token_budget: 5_000_000,
+            prices: Default::default(),
+            cache: false,
+            redaction: RedactionConfig::default(),
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30,
+            retries: 2,
+        }
+    }
+}
+
+/// Which implementation a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// candle on the CPU; `model` is a name under `paths.weights_dir`, or a
+    /// path to a GGUF file or model directory.
+    #[default]
+    Local,
+    /// Any OpenAI-compatible server.
+    Openai,
+    /// AWS Bedrock Runtime (standard AWS credential chain).
+    Bedrock,
+}
+
+/// `[llm.providers.NAME]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub model: String,
+    /// openai: the server's base URL, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: Option<String>,
+    /// openai: the API key (also read from `OPENAI_API_KEY` if unset).
+    pub api_key: Option<Secret>,
+    pub organization: Option<String>,
+    /// bedrock: region and optional endpoint override.
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Per-call timeout.
+    pub timeout_secs: u64,
+    /// Calls in flight at once.
+    pub max_concurrency: usize,
+    /// local: prompt + answer limit in tokens.
+    pub context_tokens: usize,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            kind: ProviderKind::Local,
+            model: String::new(),
+            base_url: None,
+            api_key: None,
+            organization: None,
+            region: None,
+            endpoint_url: None,
+            timeout_secs: 120,
+            max_concurrency: 4,
+            context_tokens: 4096,
+        }
+    }
+}
+
+/// `[llm.roles.NAME]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    /// Tried in order: on an error, timeout or rate limit, the next one.
+    pub providers: Vec<String>,
+    /// Answer length when the caller does not say; 0 = the provider's.
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        RoleConfig {
+            providers: Vec::new(),
+            max_tokens: 256,
+            temperature: 0.0,
+        }
+    }
+}
+
+/// `[llm.prices.MODEL]`: USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceConfig {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// `[llm.redaction]`: what is removed from every prompt before it leaves
+/// the process (the same for every provider, local ones included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactionConfig {
+    pub emails: bool,
+    pub ip_addresses: bool,
+    /// Extra regular expressions; each match becomes `[REDACTED:custom]`
+    /// (or only its `(?P<secret>...)` group).
+    pub extra_patterns: Vec<String>,
+    /// Extra key names whose values are secrets in `key=value` text.
+    pub extra_keys: Vec<String>,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        RedactionConfig {
+            emails: true,
+            ip_addresses: false,
+            extra_patterns: Vec::new(),
+            extra_keys: Vec::new(),
+        }
+    }
 }
 
 /// `[ingest]`: alert intake, grouping and webhook secrets.
@@ -409,6 +579,49 @@ impl Config {
             key: "policy.risk_overrides".into(),
             message: e.to_string(),
         })?;
+        self.validate_llm()
+    }
+
+    /// Every role names providers that exist; providers have what their
+    /// kind needs.
+    fn validate_llm(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid { key, message };
+        for (name, role) in &self.llm.roles {
+            if role.providers.is_empty() {
+                return Err(invalid(
+                    format!("llm.roles.{name}.providers"),
+                    "names no provider".into(),
+                ));
+            }
+            for p in &role.providers {
+                if !self.llm.providers.contains_key(p) {
+                    return Err(invalid(
+                        format!("llm.roles.{name}.providers"),
+                        format!("`{p}` is not a provider in [llm.providers]"),
+                    ));
+                }
+            }
+        }
+        for (name, p) in &self.llm.providers {
+            if p.model.is_empty() {
+                return Err(invalid(
+                    format!("llm.providers.{name}.model"),
+                    "must be set".into(),
+                ));
+            }
+            if p.timeout_secs == 0 || p.max_concurrency == 0 {
+                return Err(invalid(
+                    format!("llm.providers.{name}"),
+                    "timeout_secs and max_concurrency must be at least 1".into(),
+                ));
+            }
+            if p.kind == ProviderKind::Openai && p.base_url.is_none() {
+                return Err(invalid(
+                    format!("llm.providers.{name}.base_url"),
+                    "an openai provider needs base_url (e.g. https://api.openai.com/v1)".into(),
+                ));
+            }
+        }
         Ok(())
     }
 

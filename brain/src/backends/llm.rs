@@ -130,6 +130,9 @@ impl LlmError {
     }
 }
 
+/// Receives the text of a streamed answer piece by piece.
+pub type TextSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
 /// A chat model.
 #[async_trait]
 pub trait LlmProvider: Send + Sync {
@@ -137,11 +140,24 @@ pub trait LlmProvider: Send + Sync {
     fn provider(&self) -> &str;
     fn model(&self) -> &str;
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, LlmError>;
+    /// Like `chat`, handing each piece of text to `on_text` as it is
+    /// generated. Providers that cannot stream deliver the whole text once.
+    async fn chat_stream(
+        &self,
+        req: ChatRequest,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let response = self.chat(req).await?;
+        on_text(&response.content);
+        Ok(response)
+    }
 }
 
 /// A text embedder.
 #[async_trait]
 pub trait Embedder: Send + Sync {
+    /// `local`, `openai`, `bedrock`, ...
+    fn provider(&self) -> &str;
     fn model(&self) -> &str;
     fn dimensions(&self) -> usize;
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError>;

@@ -8,7 +8,10 @@ pub mod notify;
 pub mod tools;
 pub mod vector;
 
-pub use llm::{ChatRequest, ChatResponse, Embedder, LlmError, LlmProvider, Message, Role, Usage};
+pub use llm::{
+    ChatRequest, ChatResponse, Embedder, LlmError, LlmProvider, Message, ResponseFormat, Role,
+    TextSink, ToolCall, ToolDefinition, Usage,
+};
 pub use notify::{Notification, Notifier, NotifyError};
 pub use tools::{ToolBackend, ToolError, ToolOutput, ToolSpec};
 pub use vector::{ScoredPoint, VectorError, VectorPoint, VectorStore};

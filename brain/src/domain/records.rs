@@ -111,13 +111,17 @@ pub struct AuditEntry {
 }
 
 str_enum!(
-    /// How an LLM call ended.
+    /// How an LLM call ended. `malformed`: the answer did not have the
+    /// shape asked for, even after a repair; `cached`: answered from the
+    /// prompt cache, no model ran.
     LlmOutcome {
         Ok => "ok",
         Error => "error",
         Timeout => "timeout",
         RateLimited => "rate_limited",
         BudgetExceeded => "budget_exceeded",
+        Malformed => "malformed",
+        Cached => "cached",
     }
 );
 
