@@ -136,7 +136,13 @@ pub async fn start_cerebro(
 ) -> anyhow::Result<(Daemon, SocketAddr)> {
     let log = data_dir.join("cerebro.log");
     let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--no-fetch",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")

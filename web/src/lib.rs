@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod listener;
+pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;

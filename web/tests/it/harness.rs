@@ -65,7 +65,13 @@ impl Proc {
     /// Like [`Proc::serve`], on a data dir the caller keeps (to restart on it).
     pub fn serve_at(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
         let stderr = data_dir.join(format!("stderr-{}.log", uuid::Uuid::new_v4().simple()));
-        let mut cmd = command(&["serve", "--listen", "127.0.0.1:0", "--data-dir"]);
+        let mut cmd = command(&[
+            "serve",
+            "--no-fetch",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ]);
         cmd.arg(data_dir).args(extra);
         cmd.envs(env.iter().copied());
         let mut child = cmd
