@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Python peers for tests and benchmarks, in venvs keyed by version under
+# ${CEREBRO_CACHE:-$HOME/.cache/cerebro}; a second run is a no-op.
+#   llama-cpp  llama-cpp-python[server]: an OpenAI-compatible server for the
+#              openai provider's tests, and the llama.cpp side of bench-models
+#              (compiles llama.cpp: 15-45 min on 2 cores, once)
+#   st         sentence-transformers: the reference side of bench-models
+#              (pulls torch with its CUDA wheels: ~6 GB, ~15 min, once)
+# Prints the venv's python path last.
+set -euo pipefail
+which=${1:?usage: python-peers.sh llama-cpp|st}
+cache=${CEREBRO_CACHE:-$HOME/.cache/cerebro}
+LLAMA_CPP_VERSION=0.3.36
+ST_VERSION=6.2.0
+case "$which" in
+  llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION"
+             spec=("llama-cpp-python[server]==$LLAMA_CPP_VERSION") ;;
+  st)        venv="$cache/py/sentence-transformers-$ST_VERSION"
+             spec=("sentence-transformers==$ST_VERSION") ;;
+  *) echo "unknown peer: $which" >&2; exit 2 ;;
+esac
+if [ ! -f "$venv/.complete" ]; then
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "$venv/bin/pip" install -q "${spec[@]}" >&2
+  touch "$venv/.complete"
+fi
+echo "$venv/bin/python"
