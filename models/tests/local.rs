@@ -109,7 +109,7 @@ async fn qwen_calls_an_offered_tool_with_valid_arguments() {
 }
 
 #[tokio::test]
-async fn smollm2_loads_tokenizes_without_a_prefix_space_and_generates() {
+async fn smollm2_loads_and_answers_a_simple_question() {
     let model = LocalChat::load(&weights(&SMOLLM2_135M), LocalChatOptions::default()).unwrap();
     assert!(
         model.model().to_lowercase().contains("smollm"),
