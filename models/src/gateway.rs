@@ -33,6 +33,25 @@ struct Slot<P: ?Sized> {
     breaker: Mutex<Breaker>,
 }
 
+impl<P: ?Sized> Slot<P> {
+    /// The provider `name` with its limits from `[llm.providers.NAME]`.
+    fn new(name: String, provider: Arc<P>, c: &LlmConfig) -> Slot<P> {
+        let p = c.providers.get(&name);
+        Slot {
+            limit: Semaphore::new(p.map_or(4, |p| p.max_concurrency.max(1))),
+            timeout: Duration::from_secs(p.map_or(120, |p| p.timeout_secs.max(1))),
+            breaker: Mutex::new(Breaker {
+                failures: 0,
+                open_until: None,
+                threshold: c.breaker_failures.max(1),
+                cooldown: Duration::from_secs(c.breaker_cooldown_secs),
+            }),
+            name,
+            provider,
+        }
+    }
+}
+
 /// Closed until `threshold` failures in a row; then open for `cooldown`;
 /// then one trial call decides (half-open).
 #[derive(Debug)]
@@ -164,48 +183,15 @@ impl GatewayBuilder {
 
     pub fn build(self) -> Result<Gateway, LlmError> {
         let c = &self.config;
-        let slot_parts = |name: &str| {
-            let p = c.providers.get(name);
-            (
-                Semaphore::new(p.map_or(4, |p| p.max_concurrency.max(1))),
-                Duration::from_secs(p.map_or(120, |p| p.timeout_secs.max(1))),
-                Mutex::new(Breaker {
-                    failures: 0,
-                    open_until: None,
-                    threshold: c.breaker_failures.max(1),
-                    cooldown: Duration::from_secs(c.breaker_cooldown_secs),
-                }),
-            )
-        };
         let chat = self
             .chat
             .into_iter()
-            .map(|(name, provider)| {
-                let (limit, timeout, breaker) = slot_parts(&name);
-                let slot = Slot {
-                    name: name.clone(),
-                    provider,
-                    limit,
-                    timeout,
-                    breaker,
-                };
-                (name, slot)
-            })
+            .map(|(name, p)| (name.clone(), Slot::new(name, p, c)))
             .collect();
         let embed = self
             .embed
             .into_iter()
-            .map(|(name, provider)| {
-                let (limit, timeout, breaker) = slot_parts(&name);
-                let slot = Slot {
-                    name: name.clone(),
-                    provider,
-                    limit,
-                    timeout,
-                    breaker,
-                };
-                (name, slot)
-            })
+            .map(|(name, p)| (name.clone(), Slot::new(name, p, c)))
             .collect();
         let roles = c
             .roles

@@ -109,8 +109,12 @@ async fn qwen_calls_an_offered_tool_with_valid_arguments() {
 }
 
 #[tokio::test]
-async fn smollm2_loads_and_answers_a_simple_question() {
+async fn smollm2_tokenizes_without_a_prefix_space_and_answers_a_simple_question() {
     let model = LocalChat::load(&weights(&SMOLLM2_135M), LocalChatOptions::default()).unwrap();
+    // candle's GGUF tokenizer adds a prefix space (`ĠHello`) unless told
+    // otherwise; SmolLM2 was trained without one.
+    let tokens = model.tokens("Hello world").unwrap();
+    assert_eq!(tokens, ["Hello", "Ġworld"]);
     assert!(
         model.model().to_lowercase().contains("smollm"),
         "{}",

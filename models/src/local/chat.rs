@@ -90,6 +90,8 @@ pub struct Generated {
 #[derive(Clone)]
 pub struct LocalChat {
     name: String,
+    /// A copy for callers (counting, checks); the engine has its own.
+    tokenizer: std::sync::Arc<Tokenizer>,
     jobs: std::sync::mpsc::Sender<Job>,
     template: std::sync::Arc<ChatTemplate>,
     options: LocalChatOptions,
@@ -187,6 +189,7 @@ impl LocalChat {
         }
         .map_err(|e| load_err(&file, e))?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let shared = std::sync::Arc::new(tokenizer.clone());
         let engine = Engine {
             weights,
             tokenizer,
@@ -201,6 +204,7 @@ impl LocalChat {
             .map_err(|e| load_err(&file, e))?;
         Ok(LocalChat {
             name,
+            tokenizer: shared,
             jobs: tx,
             template: std::sync::Arc::new(template),
             options,
@@ -269,6 +273,14 @@ impl LocalChat {
         answer
             .await
             .map_err(|_| LlmError::Unavailable("the local model thread stopped".into()))?
+    }
+
+    /// The tokens of `text` as the model sees them (no special tokens added).
+    pub fn tokens(&self, text: &str) -> Result<Vec<String>, LlmError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_tokens().to_vec())
+            .map_err(|e| LlmError::InvalidRequest(format!("tokenizing: {e}")))
     }
 
     /// The prompt text (chat template applied) for `messages`.
