@@ -50,19 +50,26 @@ fn python() -> PathBuf {
         );
         return p;
     }
-    let cache = std::env::var_os("CEREBRO_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cerebro")))
-        .unwrap_or_else(|| PathBuf::from(".cache/cerebro"));
-    let venv = cache.join(format!("py/llama-cpp-python-{LLAMA_CPP_VERSION}"));
-    let p = venv.join("bin/python");
+    // Install it as CI does (a venv keyed by version; compiling llama.cpp
+    // takes about 5 min on 2 idle cores, once). The script is a no-op when
+    // the venv is complete.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/scripts/python-peers.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("llama-cpp")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run deploy/scripts/python-peers.sh");
     assert!(
-        p.exists() && venv.join(".complete").exists(),
-        "llama-cpp-python is not installed at {}: run `deploy/scripts/python-peers.sh llama-cpp` \
-         (CI installs it), or point CEREBRO_LLAMA_CPP_PYTHON at a python that has \
-         llama-cpp-python[server]",
-        venv.display()
+        out.status.success(),
+        "installing llama-cpp-python[server] {LLAMA_CPP_VERSION} with {} failed; \
+         or point CEREBRO_LLAMA_CPP_PYTHON at a python that has it",
+        script.display()
     );
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(p.exists(), "the install script printed {}", p.display());
     p
 }
 
