@@ -247,8 +247,12 @@ async fn llm_command(config: &Config, command: &LlmCommand) -> anyhow::Result<()
                 max_tokens: *max_tokens,
                 ..ChatRequest::default()
             };
+            // JSON and tool-call answers are checked whole before they are
+            // shown, so nothing streams for them: print them at the end.
+            let streamed = std::sync::atomic::AtomicBool::new(false);
             let print = |piece: &str| {
                 use std::io::Write;
+                streamed.store(true, std::sync::atomic::Ordering::Relaxed);
                 print!("{piece}");
                 let _ = std::io::stdout().flush();
             };
@@ -258,6 +262,9 @@ async fn llm_command(config: &Config, command: &LlmCommand) -> anyhow::Result<()
                 None => gateway.chat_stream(role, &ctx, req, &print).await,
             };
             answer.map(|r| {
+                if !streamed.load(std::sync::atomic::Ordering::Relaxed) {
+                    println!("{}", r.content);
+                }
                 if !r.tool_calls.is_empty() {
                     println!(
                         "\n{}",

@@ -358,3 +358,96 @@ async fn every_acknowledged_alert_survives_a_sigkill_during_a_burst() {
         lost.first()
     );
 }
+
+/// `cerebro llm`: a JSON answer constrained by a schema file, embeddings,
+/// and an unknown role refused, through the real gateway with
+/// the fetched weights (SmolLM2 and MiniLM, fetched here if missing).
+#[test]
+fn llm_commands_answer_through_the_gateway_with_the_fetched_models() {
+    let weights = std::env::var_os("CEREBRO_TEST_WEIGHTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/weights")
+        });
+    let fetcher = models::fetch::Fetcher::new(&weights);
+    for spec in [models::fetch::SMOLLM2_135M, models::fetch::MINILM_L6_V2] {
+        fetcher
+            .fetch(&spec, &mut |line| eprintln!("{line}"))
+            .expect("fetch the test weights");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("cerebro.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[paths]\nweights_dir = {:?}\ndata_dir = {:?}\n\
+             [llm.roles.fast]\nproviders = [\"smollm\"]\nmax_tokens = 16\n\
+             [llm.roles.strong]\nproviders = [\"smollm\"]\n\
+             [llm.roles.embed]\nproviders = [\"minilm\"]\n",
+            weights.display().to_string(),
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("config");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["severity"],
+            "properties": {"severity": {"enum": ["critical", "warning", "info"]}}}"#,
+    )
+    .expect("schema");
+    let cfg = config.to_str().expect("utf8");
+    let out = command(&[
+        "--config",
+        cfg,
+        "llm",
+        "chat",
+        "--json-schema",
+        schema.to_str().expect("utf8"),
+        "The primary database disk is 99% full and writes fail. How severe is this?",
+    ])
+    .output()
+    .expect("run llm chat");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        ["critical", "warning", "info"].contains(&answer["severity"].as_str().unwrap_or("")),
+        "{answer}"
+    );
+    let out = command(&[
+        "--config",
+        cfg,
+        "llm",
+        "embed",
+        "disk full",
+        "pod OOMKilled",
+    ])
+    .output()
+    .expect("run llm embed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vectors: Vec<Vec<f32>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON vector per line"))
+        .collect();
+    assert_eq!(vectors.len(), 2);
+    assert!(vectors.iter().all(|v| v.len() == 384));
+    let out = command(&["--config", cfg, "llm", "chat", "--role", "creative", "hi"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no LLM role `creative`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
