@@ -168,16 +168,22 @@ pub struct PriceConfig {
 }
 
 /// `[llm.redaction]`: what is removed from every prompt before it leaves
-/// the process (the same for every provider, local ones included).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// the process (the same for every provider, local ones included), beyond
+/// the secrets that are always removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactionConfig {
+    /// Replace email addresses with `[REDACTED:email]`.
     pub emails: bool,
+    /// Replace IPv4 addresses with `[REDACTED:ipv4]`; off by default because
+    /// addresses are often what an incident is about.
     pub ip_addresses: bool,
     /// Extra regular expressions; each match becomes `[REDACTED:custom]`
     /// (or only its `(?P<secret>...)` group).
     pub extra_patterns: Vec<String>,
-    /// Extra key names whose values are secrets in `key=value` text.
+    /// Extra key names whose values are secrets in `key=value`, `"key": v`
+    /// and `key: v` text (matched case-insensitively as the end of a key;
+    /// letters, digits, `_`, `-` and `.` only).
     pub extra_keys: Vec<String>,
 }
 

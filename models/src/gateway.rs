@@ -207,13 +207,7 @@ impl GatewayBuilder {
                 )
             })
             .collect();
-        let redaction = crate::redact::RedactionConfig {
-            emails: c.redaction.emails,
-            ip_addresses: c.redaction.ip_addresses,
-            extra_patterns: c.redaction.extra_patterns.clone(),
-            extra_keys: c.redaction.extra_keys.clone(),
-        };
-        let redactor = Redactor::new(&redaction)
+        let redactor = Redactor::new(&c.redaction)
             .map_err(|e| LlmError::InvalidRequest(format!("llm.redaction: {e}")))?;
         Ok(Gateway {
             chat,

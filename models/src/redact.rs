@@ -81,38 +81,12 @@ use regex::{Captures, Regex, RegexSet, RegexSetBuilder};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// What to redact beyond the secrets that are always removed.
+/// What to redact beyond the secrets that are always removed (`[llm.redaction]`;
+/// defined with the rest of the configuration in `brain`).
 ///
 /// Secrets (keys, tokens, passwords, private keys) cannot be switched off:
 /// safety is a property of the gateway, not of each deployment's config.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedactionConfig {
-    /// Replace email addresses with `[REDACTED:email]`.
-    pub emails: bool,
-    /// Replace IPv4 addresses with `[REDACTED:ipv4]`. Off by default because
-    /// addresses are often what an incident is about.
-    pub ip_addresses: bool,
-    /// Extra regexes. A match is replaced with `[REDACTED:custom]`; if the
-    /// pattern has a group named `secret`, only that group is replaced.
-    pub extra_patterns: Vec<String>,
-    /// Extra key names whose values are secret in `key=value`, `"key": v`,
-    /// `key: v` ... layouts (for example `sig` or `session_cookie`). Matched
-    /// case-insensitively, as the end of a key. Letters, digits, `_`, `-`
-    /// and `.` only.
-    pub extra_keys: Vec<String>,
-}
-
-impl Default for RedactionConfig {
-    fn default() -> Self {
-        Self {
-            emails: true,
-            ip_addresses: false,
-            extra_patterns: Vec::new(),
-            extra_keys: Vec::new(),
-        }
-    }
-}
+pub use brain::config::RedactionConfig;
 
 /// Why a [`Redactor`] could not be built.
 #[derive(Debug, thiserror::Error)]
