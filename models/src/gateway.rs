@@ -52,6 +52,25 @@ impl<P: ?Sized> Slot<P> {
     }
 }
 
+impl<P: ?Sized> Slot<P> {
+    /// Whether the circuit lets a call through now.
+    fn allows(&self) -> bool {
+        self.breaker
+            .lock()
+            .map(|mut b| b.allows(Instant::now()))
+            .unwrap_or(true)
+    }
+
+    /// Count a call's result: only outages (retryable errors) open the
+    /// circuit; a malformed answer or a refused request is not an outage.
+    fn record<T>(&self, result: &Result<T, LlmError>) {
+        let outage = matches!(result, Err(e) if e.is_retryable());
+        if let Ok(mut b) = self.breaker.lock() {
+            b.record(!outage, Instant::now());
+        }
+    }
+}
+
 /// Closed until `threshold` failures in a row; then open for `cooldown`;
 /// then one trial call decides (half-open).
 #[derive(Debug)]
@@ -369,12 +388,7 @@ impl Gateway {
     ) -> Result<ChatResponse, LlmError> {
         let mut attempt = 0;
         loop {
-            let allowed = slot
-                .breaker
-                .lock()
-                .map(|mut b| b.allows(Instant::now()))
-                .unwrap_or(true);
-            if !allowed {
+            if !slot.allows() {
                 return Err(LlmError::Unavailable(format!(
                     "provider `{}` circuit is open after repeated failures",
                     slot.name
@@ -382,12 +396,7 @@ impl Gateway {
             }
             let started = Instant::now();
             let result = self.call_chat(slot, req, on_text).await;
-            let ok = result.is_ok();
-            // A malformed answer is the model's fault, not an outage.
-            let counts_as_failure = matches!(&result, Err(e) if e.is_retryable());
-            if let Ok(mut b) = slot.breaker.lock() {
-                b.record(ok || !counts_as_failure, Instant::now());
-            }
+            slot.record(&result);
             let (usage, outcome) = match &result {
                 Ok(r) => (r.usage, LlmOutcome::Ok),
                 Err(e) => (Usage::default(), outcome_of(e)),
@@ -469,12 +478,7 @@ impl Gateway {
             let Some(slot) = self.embed.get(name) else {
                 continue;
             };
-            let allowed = slot
-                .breaker
-                .lock()
-                .map(|mut b| b.allows(Instant::now()))
-                .unwrap_or(true);
-            if !allowed {
+            if !slot.allows() {
                 continue;
             }
             let started = Instant::now();
@@ -489,12 +493,7 @@ impl Gateway {
             let result = tokio::time::timeout(slot.timeout, work)
                 .await
                 .unwrap_or(Err(LlmError::Timeout(slot.timeout)));
-            if let Ok(mut b) = slot.breaker.lock() {
-                b.record(
-                    !matches!(&result, Err(e) if e.is_retryable()),
-                    Instant::now(),
-                );
-            }
+            slot.record(&result);
             let tokens: u64 = texts.iter().map(|t| t.len() as u64 / 4).sum();
             self.meter(
                 ctx,
