@@ -53,6 +53,26 @@ impl<P: ?Sized> Slot<P> {
 }
 
 impl<P: ?Sized> Slot<P> {
+    /// Run `call` holding one of the provider's concurrency permits, within
+    /// its timeout. The timeout covers the wait for a permit too: a caller
+    /// should not queue forever behind a stuck provider.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, LlmError>>,
+    ) -> Result<T, LlmError> {
+        let work = async {
+            let _permit = self
+                .limit
+                .acquire()
+                .await
+                .map_err(|_| LlmError::Unavailable("provider closed".into()))?;
+            call.await
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or(Err(LlmError::Timeout(self.timeout)))
+    }
+
     /// Whether the circuit lets a call through now.
     fn allows(&self) -> bool {
         self.breaker
@@ -437,22 +457,13 @@ impl Gateway {
         req: &ChatRequest,
         on_text: Option<TextSink<'_>>,
     ) -> Result<ChatResponse, LlmError> {
-        let work = async {
-            let _permit = slot
-                .limit
-                .acquire()
-                .await
-                .map_err(|_| LlmError::Unavailable("provider closed".into()))?;
+        slot.guarded(async {
             match on_text {
                 Some(sink) => slot.provider.chat_stream(req.clone(), sink).await,
                 None => slot.provider.chat(req.clone()).await,
             }
-        };
-        // The timeout covers the wait for a slot too: a caller should not
-        // queue forever behind a stuck provider.
-        tokio::time::timeout(slot.timeout, work)
-            .await
-            .unwrap_or(Err(LlmError::Timeout(slot.timeout)))
+        })
+        .await
     }
 
     /// Jittered exponential backoff: base * 2^attempt, times 0.5..1.5.
@@ -482,17 +493,7 @@ impl Gateway {
                 continue;
             }
             let started = Instant::now();
-            let work = async {
-                let _permit = slot
-                    .limit
-                    .acquire()
-                    .await
-                    .map_err(|_| LlmError::Unavailable("provider closed".into()))?;
-                slot.provider.embed(&texts).await
-            };
-            let result = tokio::time::timeout(slot.timeout, work)
-                .await
-                .unwrap_or(Err(LlmError::Timeout(slot.timeout)));
+            let result = slot.guarded(slot.provider.embed(&texts)).await;
             slot.record(&result);
             let tokens: u64 = texts.iter().map(|t| t.len() as u64 / 4).sum();
             self.meter(

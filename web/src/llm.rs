@@ -133,7 +133,7 @@ async fn provider(
             .context("the model loading thread failed")?
             .with_context(|| loading.clone())
             .map_err(|e| {
-                if !path_hint_exists(config, &p.model) {
+                if !local_model_path(config, &p.model).exists() {
                     e.context("run `cerebro fetch-models` first")
                 } else {
                     e
@@ -173,8 +173,4 @@ async fn provider(
             })
         }
     }
-}
-
-fn path_hint_exists(config: &Config, model: &str) -> bool {
-    local_model_path(config, model).exists()
 }

@@ -143,6 +143,7 @@ fn bodies(items: &[Item], am_shape: bool, per_request: usize) -> Arc<Vec<String>
     )
 }
 
+#[derive(Default)]
 struct RunResult {
     ok: usize,
     rejected: usize,
@@ -213,13 +214,7 @@ async fn closed_loop(url: &str, bodies: Arc<Vec<String>>, c: usize) -> anyhow::R
             (ok, rejected, errors, lat)
         });
     }
-    let mut r = RunResult {
-        ok: 0,
-        rejected: 0,
-        errors: 0,
-        wall: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
+    let mut r = RunResult::default();
     while let Some(res) = tasks.join_next().await {
         let (ok, rejected, errors, lat) = res?;
         r.ok += ok;
@@ -259,13 +254,7 @@ async fn open_loop(
             )
         });
     }
-    let mut r = RunResult {
-        ok: 0,
-        rejected: 0,
-        errors: 0,
-        wall: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
+    let mut r = RunResult::default();
     while let Some(res) = tasks.join_next().await {
         match res? {
             (Ok(s), us) if (200..300).contains(&s) => {

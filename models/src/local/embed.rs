@@ -60,12 +60,7 @@ impl BertEmbedder {
         let config: Config = std::fs::read_to_string(dir.join("config.json"))
             .map_err(|e| load_err(dir, e))
             .and_then(|s| serde_json::from_str(&s).map_err(|e| load_err(dir, e)))?;
-        let dims = serde_json::from_str::<serde_json::Value>(
-            &std::fs::read_to_string(dir.join("config.json")).map_err(|e| load_err(dir, e))?,
-        )
-        .ok()
-        .and_then(|v| v.get("hidden_size").and_then(|h| h.as_u64()))
-        .unwrap_or(384) as usize;
+        let dims = config.hidden_size;
         let device = Device::Cpu;
         let weights = std::fs::read(dir.join("model.safetensors")).map_err(|e| load_err(dir, e))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
