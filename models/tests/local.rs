@@ -10,25 +10,14 @@
 use brain::backends::{
     ChatRequest, Embedder, LlmProvider, Message, ResponseFormat, Role, ToolDefinition,
 };
-use models::fetch::{Fetcher, MINILM_L6_V2, ModelSpec, QWEN_CODER_05B, SMOLLM2_135M};
+mod common;
+
+use common::weights;
+use models::fetch::{GEMMA3_270M, MINILM_L6_V2, QWEN_CODER_05B, SMOLLM2_135M};
 use models::local::{LocalChat, LocalChatOptions, LocalEmbedder};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-
-fn weights(spec: &ModelSpec) -> PathBuf {
-    static FETCH: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    // CI keeps the weights outside the clone (CEREBRO_TEST_WEIGHTS).
-    let dir = std::env::var_os("CEREBRO_TEST_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights"));
-    let fetcher = Fetcher::new(&dir);
-    fetcher
-        .fetch(spec, &mut |line| eprintln!("{line}"))
-        .unwrap_or_else(|e| panic!("fetching {} failed: {e}", spec.name));
-    fetcher.dir(spec)
-}
 
 /// One loaded Qwen for the whole test binary (loading takes seconds).
 fn qwen() -> &'static LocalChat {
@@ -154,4 +143,112 @@ async fn minilm_matches_sentence_transformers_to_1e_3_cosine() {
         let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         assert!(cos > 0.99999);
     }
+}
+
+/// Gemma 3 (our own model code and SentencePiece tokenizer) against
+/// llama.cpp on the same file: the same token ids for awkward texts, and
+/// the same greedy continuation, token for token, except that the two may
+/// part where llama.cpp's two best logits are within `TIE` of each other
+/// (there two correct runtimes may choose differently: their quantized dot
+/// products round differently). The fetched file is the base model, so the
+/// prompts are plain text, not chats.
+#[tokio::test]
+async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
+    const TIE: f64 = 0.5;
+    let dir = weights(&GEMMA3_270M);
+    let gemma = LocalChat::load(&dir, LocalChatOptions::default()).unwrap();
+    let texts = [
+        "kube-apiserver: 503 Service Unavailable (etcd leader changed)",
+        "  two leading spaces, a tab\tand\n\nnewlines",
+        "fn main() { println!(\"{}\", 42); }",
+        "naïve café — 日本語のログ 🚨",
+        "<start_of_turn>user\nhi<end_of_turn>",
+    ];
+    // The last prompt is longer than the sliding window (512 tokens), so
+    // the local layers must stop seeing its beginning.
+    let long: String = (0..40)
+        .map(|i| format!("pod web-{i} restarted: exit code 137, memory limit 512Mi\n"))
+        .collect();
+    let prompts = [
+        "<bos>The capital of France is Paris. The capital of Germany is".to_owned(),
+        "<bos>def fibonacci(n):\n    ".to_owned(),
+        "<bos>Kubernetes is an open-source system for".to_owned(),
+        format!("<bos>{long}The pods keep restarting because"),
+    ];
+    let tokens = 24;
+    let request = json!({"texts": texts, "prompts": prompts, "tokens": tokens});
+
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_cpp_reference.py");
+    let mut child = std::process::Command::new(common::llama_cpp_python())
+        .arg(&script)
+        .arg(dir.join("model.gguf"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(request.to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", script.display());
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    for (i, text) in texts.iter().enumerate() {
+        let ours = gemma.token_ids(text).unwrap();
+        let expected: Vec<u32> = serde_json::from_value(theirs["tokenized"][i].clone()).unwrap();
+        assert_eq!(ours, expected, "token ids of {text:?}");
+    }
+    let mut compared = 0;
+    for (prompt, run) in prompts.iter().zip(theirs["runs"].as_array().unwrap()) {
+        let expected: Vec<u32> = serde_json::from_value(run["ids"].clone()).unwrap();
+        let gaps: Vec<f64> = serde_json::from_value(run["gaps"].clone()).unwrap();
+        let ours = gemma.complete(prompt.clone(), tokens).await.unwrap();
+        assert_eq!(ours.prompt_tokens, run["prompt_tokens"].as_u64().unwrap());
+        let same = ours
+            .ids
+            .iter()
+            .zip(&expected)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same < expected.len() {
+            assert!(
+                gaps[same] < TIE,
+                "{prompt:?}: ours {:?} left llama.cpp's path at token {same}, where its best \
+                 logit led by {:.3}; gaps {gaps:?}",
+                ours.text,
+                gaps[same]
+            );
+        }
+        compared += same;
+    }
+    eprintln!(
+        "{compared} of {} tokens followed llama.cpp's path",
+        prompts.len() * tokens as usize
+    );
+    // The comparison must cover real text, not stop at once. Measured: 59
+    // of 96 here; 35 with the sliding window switched off (the long prompt
+    // then leaves llama.cpp's path at its first token), and SiLU for GELU
+    // fails at the first token of the second prompt.
+    assert!(compared >= 48, "only {compared} tokens were the same");
+}
+
+#[tokio::test]
+async fn gemma3_prompts_use_gemma_turns_from_the_template_beside_the_weights() {
+    let dir = weights(&GEMMA3_270M);
+    let gemma = LocalChat::load(&dir, LocalChatOptions::default()).unwrap();
+    let prompt = gemma
+        .render(&[
+            Message::new(Role::System, "You are terse."),
+            Message::new(Role::User, "Why is the pod pending?"),
+        ])
+        .unwrap();
+    assert_eq!(
+        prompt,
+        "<bos><start_of_turn>user\nYou are terse.<end_of_turn>\n\
+         <start_of_turn>user\nWhy is the pod pending?<end_of_turn>\n<start_of_turn>model\n"
+    );
 }

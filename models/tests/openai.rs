@@ -18,6 +18,8 @@
 //! `TcpListener`) that answer 429/401/503/... as given.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,45 +35,11 @@ use brain::backends::llm::{
 use models::openai::{OpenAiChat, OpenAiConfig, OpenAiEmbedder, ToolChoice};
 use serde_json::{Value, json};
 
-const LLAMA_CPP_VERSION: &str = "0.3.36";
 const MODEL_NAME: &str = "smol-test";
 
 // ---------------------------------------------------------------------------
 // The llama-cpp-python server
 // ---------------------------------------------------------------------------
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("CEREBRO_LLAMA_CPP_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "CEREBRO_LLAMA_CPP_PYTHON={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    // Install it as CI does (a venv keyed by version; compiling llama.cpp
-    // takes about 5 min on 2 idle cores, once). The script is a no-op when
-    // the venv is complete.
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/scripts/python-peers.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("llama-cpp")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run deploy/scripts/python-peers.sh");
-    assert!(
-        out.status.success(),
-        "installing llama-cpp-python[server] {LLAMA_CPP_VERSION} with {} failed; \
-         or point CEREBRO_LLAMA_CPP_PYTHON at a python that has it",
-        script.display()
-    );
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(p.exists(), "the install script printed {}", p.display());
-    p
-}
 
 fn gguf() -> PathBuf {
     if let Some(p) = std::env::var_os("CEREBRO_TEST_GGUF") {
@@ -83,17 +51,8 @@ fn gguf() -> PathBuf {
         );
         return p;
     }
-    // The fetched SmolLM2 (small, fast), fetched here if missing, as
-    // `cerebro fetch-models` does.
-    let weights = std::env::var_os("CEREBRO_TEST_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
-    let fetcher = models::fetch::Fetcher::new(&weights);
-    let spec = models::fetch::SMOLLM2_135M;
-    fetcher
-        .fetch(&spec, &mut |line| eprintln!("{line}"))
-        .unwrap_or_else(|e| panic!("fetching {} for the openai tests failed: {e}", spec.name));
-    fetcher.dir(&spec).join("model.gguf")
+    // The fetched SmolLM2 (small, fast), fetched here if missing.
+    common::weights(&models::fetch::SMOLLM2_135M).join("model.gguf")
 }
 
 fn free_port() -> u16 {
@@ -151,7 +110,7 @@ fn http_get_status(port: u16, path: &str) -> Option<u16> {
 
 impl Server {
     fn start() -> Server {
-        let python = python();
+        let python = common::llama_cpp_python();
         let model = gguf();
         let port = free_port();
         let log = std::env::temp_dir().join(format!(

@@ -8,7 +8,7 @@ use anyhow::Context;
 use brain::backends::{Embedder, LlmProvider};
 use brain::config::{Config, ProviderConfig, ProviderKind};
 use brain::store::Store;
-use models::fetch::{DEFAULT_MODELS, Fetcher, ModelSpec};
+use models::fetch::{Fetcher, KNOWN_MODELS, ModelSpec};
 use models::gateway::{Gateway, GatewayBuilder};
 use models::local::{LocalChat, LocalChatOptions, LocalEmbedder};
 use std::collections::BTreeSet;
@@ -36,12 +36,12 @@ fn used_providers(config: &Config) -> BTreeSet<&str> {
         .collect()
 }
 
-/// Default models that a used local provider names and that are not on
-/// disk yet.
+/// Known models that a used local provider names and that are not on disk
+/// yet.
 pub fn missing_weights(config: &Config) -> Vec<ModelSpec> {
     let fetcher = Fetcher::new(&config.paths.weights_dir);
     let used = used_providers(config);
-    DEFAULT_MODELS
+    KNOWN_MODELS
         .iter()
         .filter(|spec| {
             config.llm.providers.iter().any(|(name, p)| {
@@ -52,6 +52,26 @@ pub fn missing_weights(config: &Config) -> Vec<ModelSpec> {
             }) && !fetcher.is_present(spec)
         })
         .copied()
+        .collect()
+}
+
+/// The models named, or the defaults when no name is given.
+pub fn named_models(names: &[String]) -> anyhow::Result<Vec<ModelSpec>> {
+    if names.is_empty() {
+        return Ok(models::fetch::DEFAULT_MODELS.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            KNOWN_MODELS
+                .iter()
+                .find(|spec| spec.name == name)
+                .copied()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = KNOWN_MODELS.iter().map(|s| s.name).collect();
+                    anyhow::anyhow!("unknown model `{name}`; known: {}", known.join(", "))
+                })
+        })
         .collect()
 }
 

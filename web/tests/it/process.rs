@@ -89,6 +89,17 @@ fn fails_to_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, 
 }
 
 #[test]
+fn fetch_models_refuses_an_unknown_model_naming_the_known_ones() {
+    let out = command(&["fetch-models", "gemma-9000"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown model `gemma-9000`"), "{err}");
+    assert!(err.contains("gemma3-270m"), "{err}");
+}
+
+#[test]
 fn an_unknown_key_in_the_config_file_fails_at_start_naming_the_file_line_and_key() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("cerebro.toml");
