@@ -531,6 +531,34 @@ on_both!(llm_calls_are_recorded_and_totalled_per_incident, |db| {
     assert_eq!(none.calls, 0);
 });
 
+on_both!(llm_tokens_since_a_time_count_only_later_calls, |db| {
+    let s = &db.store;
+    let now = brain::store::timestamp();
+    let call = |tokens_in: i64, at| LlmCall {
+        id: LlmCallId::new(),
+        incident_id: None,
+        role: "fast".into(),
+        provider: "local".into(),
+        model: "m".into(),
+        tokens_in,
+        tokens_out: 1,
+        cost_usd: 0.0,
+        latency_ms: 1,
+        outcome: LlmOutcome::Ok,
+        at,
+    };
+    assert_eq!(s.llm_tokens_since(now).await.expect("empty"), 0);
+    s.record_llm_call(&call(1000, now - chrono::Duration::hours(30)))
+        .await
+        .expect("record");
+    s.record_llm_call(&call(40, now)).await.expect("record");
+    s.record_llm_call(&call(9, now + chrono::Duration::seconds(1)))
+        .await
+        .expect("record");
+    let since = now - chrono::Duration::hours(1);
+    assert_eq!(s.llm_tokens_since(since).await.expect("sum"), 51);
+});
+
 on_both!(
     documents_are_upserted_by_path_skipped_when_unchanged_and_deleted,
     |db| {

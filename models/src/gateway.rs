@@ -127,13 +127,18 @@ impl Breaker {
     }
 }
 
+/// How long a budget lookup in the store may take.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where a call comes from, for budgets and metering.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub incident: Option<IncidentId>,
 }
 
-/// Tokens spent per UTC day and per incident.
+/// Tokens spent per UTC day and per incident. With a store, a day's or an
+/// incident's count starts from the LLM calls table the first time it is
+/// needed, so a restart does not reset a budget.
 #[derive(Debug, Default)]
 struct Spent {
     day: Option<NaiveDate>,
@@ -349,7 +354,7 @@ impl Gateway {
             }
         };
         self.redact(&mut req);
-        self.check_budget(ctx)?;
+        self.check_budget(ctx).await?;
         let key = self
             .cache_dir
             .as_ref()
@@ -532,15 +537,11 @@ impl Gateway {
         }
     }
 
-    fn check_budget(&self, ctx: &CallContext) -> Result<(), LlmError> {
-        let Ok(mut spent) = self.spent.lock() else {
+    async fn check_budget(&self, ctx: &CallContext) -> Result<(), LlmError> {
+        self.load_spent(ctx).await;
+        let Ok(spent) = self.spent.lock() else {
             return Ok(());
         };
-        let today = Utc::now().date_naive();
-        if spent.day != Some(today) {
-            spent.day = Some(today);
-            spent.today = 0;
-        }
         if self.daily_budget > 0 && spent.today >= self.daily_budget {
             return Err(LlmError::BudgetExceeded(format!(
                 "the daily budget of {} tokens is spent",
@@ -557,6 +558,73 @@ impl Gateway {
             )));
         }
         Ok(())
+    }
+
+    /// Start today's count, and the incident's, from the store when this
+    /// gateway has not counted them yet. Without a store (or if the store
+    /// cannot answer) they start at zero: a budget must not stop every call
+    /// because the database is slow.
+    async fn load_spent(&self, ctx: &CallContext) {
+        let today = Utc::now().date_naive();
+        let (need_day, need_incident) = match self.spent.lock() {
+            Ok(s) => (
+                s.day != Some(today),
+                ctx.incident.filter(|i| !s.incidents.contains_key(i)),
+            ),
+            Err(_) => return,
+        };
+        let store = self.store.as_ref();
+        if need_day {
+            let midnight = today.and_time(chrono::NaiveTime::MIN).and_utc();
+            let used = match store {
+                Some(store) => {
+                    match tokio::time::timeout(STORE_TIMEOUT, store.llm_tokens_since(midnight))
+                        .await
+                    {
+                        Ok(Ok(n)) => n,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "reading today's LLM token use failed");
+                            0
+                        }
+                        Err(_) => {
+                            tracing::warn!("reading today's LLM token use timed out");
+                            0
+                        }
+                    }
+                }
+                None => 0,
+            };
+            if let Ok(mut s) = self.spent.lock()
+                && s.day != Some(today)
+            {
+                s.day = Some(today);
+                s.today = used;
+            }
+        }
+        if let Some(incident) = need_incident {
+            let used = match store {
+                Some(store) => match tokio::time::timeout(
+                    STORE_TIMEOUT,
+                    store.llm_usage_for_incident(incident),
+                )
+                .await
+                {
+                    Ok(Ok(u)) => u64::try_from(u.tokens_in + u.tokens_out).unwrap_or(0),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, %incident, "reading the incident's LLM token use failed");
+                        0
+                    }
+                    Err(_) => {
+                        tracing::warn!(%incident, "reading the incident's LLM token use timed out");
+                        0
+                    }
+                },
+                None => 0,
+            };
+            if let Ok(mut s) = self.spent.lock() {
+                s.incidents.entry(incident).or_insert(used);
+            }
+        }
     }
 
     /// Tokens used so far by `incident` (as this gateway counted them).

@@ -286,6 +286,67 @@ async fn an_incident_over_its_token_budget_gets_no_more_calls() {
     g.chat("fast", &other, hello()).await.unwrap();
 }
 
+/// A restart (a new gateway on the same store) must not hand an incident,
+/// or the day, a fresh budget: the counts start from the LLM calls table.
+#[tokio::test]
+async fn budgets_survive_a_restart_through_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.paths.data_dir = dir.path().to_owned();
+    let store = Store::open(&cfg).await.unwrap();
+    let incident = store
+        .create_incident(brain::store::NewIncident {
+            org_id: "default".into(),
+            title: "checkout 5xx".into(),
+            severity: brain::domain::Severity::Critical,
+            service: Some("checkout".into()),
+            group_key: "g".into(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let ctx = CallContext {
+        incident: Some(incident),
+    };
+    let gateway = |incident_budget: u64, daily_budget: u64| {
+        let mut c = config(&[("fast", &["a"])]);
+        c.incident_token_budget = incident_budget; // each scripted call uses 110
+        c.daily_token_budget = daily_budget;
+        GatewayBuilder::new(c)
+            .chat("a", Scripted::new("a", vec![]))
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+
+    let first = gateway(250, 0);
+    for _ in 0..2 {
+        first.chat("fast", &ctx, hello()).await.unwrap();
+    }
+    drop(first);
+
+    // 220 of 250 spent before the restart: one more call, then no more.
+    let second = gateway(250, 0);
+    assert_eq!(second.incident_tokens(incident), 0, "nothing counted yet");
+    second.chat("fast", &ctx, hello()).await.unwrap();
+    assert_eq!(second.incident_tokens(incident), 330);
+    let e = second.chat("fast", &ctx, hello()).await.unwrap_err();
+    assert!(matches!(e, LlmError::BudgetExceeded(_)), "{e}");
+    drop(second);
+
+    // The day's 330 tokens count against a daily budget of 300, even for a
+    // call outside any incident.
+    let third = gateway(0, 300);
+    let e = third
+        .chat("fast", &CallContext::default(), hello())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, LlmError::BudgetExceeded(m) if m.contains("daily")),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn prompts_are_redacted_before_any_provider_sees_them() {
     let a = Scripted::new("a", vec![]);

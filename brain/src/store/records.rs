@@ -313,6 +313,20 @@ impl Store {
             .collect()
     }
 
+    /// Tokens (in and out) of every LLM call since `since`: the gateway's
+    /// daily budget survives a restart by starting from this.
+    pub async fn llm_tokens_since(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (total,): (Option<i64>,) = with_db!(self, read, |p| {
+            sqlx::query_as(
+                "SELECT CAST(SUM(tokens_in + tokens_out) AS BIGINT) FROM llm_calls WHERE at >= $1",
+            )
+            .bind(since)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(u64::try_from(total.unwrap_or(0)).unwrap_or(0))
+    }
+
     /// Totals over an incident's LLM calls.
     pub async fn llm_usage_for_incident(&self, id: IncidentId) -> Result<LlmUsage, StoreError> {
         let (calls, tokens_in, tokens_out, cost_usd): (i64, Option<i64>, Option<i64>, Option<f64>) = with_db!(
