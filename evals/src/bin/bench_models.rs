@@ -41,9 +41,10 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
+        default_value = "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,gemma3-270m"
     )]
     chat: Vec<String>,
+    /// Embedding model to measure (a directory under --weights), or `none`.
     #[arg(long, default_value = "all-minilm-l6-v2")]
     embedder: String,
     /// Internal: run one side and print its JSON line.
@@ -92,7 +93,6 @@ fn main() -> anyhow::Result<()> {
         return child(&args, side);
     }
     let llama = python("llama-cpp")?;
-    let st = python("st")?;
     let me = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
     let t = args.threads;
@@ -108,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         let gguf = args.weights.join(name).join("model.gguf");
         anyhow::ensure!(
             gguf.is_file(),
-            "{} is missing: run `cerebro fetch-models`",
+            "{} is missing: run `cerebro fetch-models {name}`",
             gguf.display()
         );
         let prompt_file = dir.path().join(format!("{name}.prompt"));
@@ -156,6 +156,10 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    if args.embedder == "none" {
+        return Ok(());
+    }
+    let st = python("st")?;
     let input = dir.path().join("sentences.json");
     std::fs::write(&input, serde_json::to_string(&sentences(args.sentences))?)?;
     let model = args.weights.join(&args.embedder);
