@@ -229,11 +229,11 @@ async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
         "{compared} of {} tokens followed llama.cpp's path",
         prompts.len() * tokens as usize
     );
-    // The comparison must cover real text, not stop at once. Measured: 59
-    // of 96 here; 35 with the sliding window switched off (the long prompt
-    // then leaves llama.cpp's path at its first token), and SiLU for GELU
-    // fails at the first token of the second prompt.
-    assert!(compared >= 48, "only {compared} tokens were the same");
+    // The comparison must cover real text, not stop at once. Measured: 78
+    // of 96 here; 54 with the sliding window switched off (the long prompt
+    // leaves llama.cpp's path early), and SiLU for GELU fails: it leaves the
+    // path of the second prompt at a step where llama.cpp's lead is 0.7.
+    assert!(compared >= 66, "only {compared} tokens were the same");
 }
 
 #[tokio::test]

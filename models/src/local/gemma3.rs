@@ -20,7 +20,8 @@
 //! The GGUF converter has already added Gemma's `1 +` to every norm
 //! weight, so the norms here multiply by the stored weight as is.
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use super::q8::Q8Matrix;
+use candle_core::quantized::{QMatMul, gguf_file};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::io::{Read, Seek};
 use std::sync::Arc;
@@ -94,19 +95,35 @@ impl Rotary {
     }
 }
 
+/// A weight matrix: Q8_0 ones on our kernel, the rest (Q4_K, Q6_K...) on
+/// candle's.
+enum Linear {
+    Q8(Arc<Q8Matrix>),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Q8(m) => m.forward(x),
+            Linear::Candle(m) => m.forward(x),
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Norm,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
+    q: Linear,
+    k: Linear,
+    v: Linear,
     q_norm: Norm,
     k_norm: Norm,
-    o: QMatMul,
+    o: Linear,
     post_attn_norm: Norm,
     ffn_norm: Norm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     post_ffn_norm: Norm,
     /// `None` for global layers.
     window: Option<usize>,
@@ -117,11 +134,12 @@ struct Layer {
 
 /// A loaded Gemma 3 model with its key/value cache.
 pub struct Gemma3 {
-    embed: Arc<QTensor>,
+    /// The embedding matrix, also the output projection (tied weights).
+    embed: Embedding,
     scale: f64,
     layers: Vec<Layer>,
     norm: Norm,
-    lm_head: QMatMul,
+    lm_head: Linear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -148,14 +166,26 @@ impl Gemma3 {
             candle_core::bail!("{heads} attention heads for {kv_heads} key/value heads");
         }
         let dev = Device::Cpu;
-        let matmul = |r: &mut R, name: &str| -> Result<QMatMul> {
-            QMatMul::from_qtensor(ct.tensor(r, name, &dev)?)
+        let linear = |t: candle_core::quantized::QTensor| -> Result<Linear> {
+            Ok(match Q8Matrix::from_qtensor(&t)? {
+                Some(m) => Linear::Q8(Arc::new(m)),
+                None => Linear::Candle(QMatMul::from_qtensor(t)?),
+            })
         };
-        let embed = Arc::new(ct.tensor(r, "token_embd.weight", &dev)?);
+        let matmul =
+            |r: &mut R, name: &str| -> Result<Linear> { linear(ct.tensor(r, name, &dev)?) };
+        let token_embd = ct.tensor(r, "token_embd.weight", &dev)?;
+        let embed = match Q8Matrix::from_qtensor(&token_embd)? {
+            Some(m) => Embedding::Q8(Arc::new(m)),
+            None => Embedding::Candle(Arc::new(token_embd)),
+        };
         // Tied: the output projection is the embedding matrix.
         let lm_head = match ct.tensor(r, "output.weight", &dev) {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            Err(_) => QMatMul::from_arc(Arc::clone(&embed))?,
+            Ok(t) => linear(t)?,
+            Err(_) => match &embed {
+                Embedding::Q8(m) => Linear::Q8(Arc::clone(m)),
+                Embedding::Candle(t) => Linear::Candle(QMatMul::from_arc(Arc::clone(t))?),
+            },
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
@@ -201,7 +231,11 @@ impl Gemma3 {
                 layer.cache = None;
             }
         }
-        let mut x = (self.embed.embedding(input)? * self.scale)?;
+        let mut x = match &self.embed {
+            Embedding::Q8(m) => m.embedding(input)?,
+            Embedding::Candle(t) => t.embedding(input)?,
+        };
+        x = (x * self.scale)?;
         let (lcos, lsin) = self.local_rope.tables(pos, t)?;
         let (gcos, gsin) = self.global_rope.tables(pos, t)?;
         for layer in &mut self.layers {
@@ -228,6 +262,11 @@ impl Gemma3 {
         let last = self.norm.forward(&last)?;
         self.lm_head.forward(&last)?.squeeze(1)
     }
+}
+
+enum Embedding {
+    Q8(Arc<Q8Matrix>),
+    Candle(Arc<candle_core::quantized::QTensor>),
 }
 
 struct Shape {

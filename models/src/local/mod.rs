@@ -4,6 +4,7 @@ pub mod chat;
 pub mod embed;
 mod gemma3;
 pub mod guided;
+mod q8;
 mod spm;
 pub mod template;
 
