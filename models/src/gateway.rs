@@ -573,27 +573,13 @@ impl Gateway {
             ),
             Err(_) => return,
         };
-        let store = self.store.as_ref();
         if need_day {
             let midnight = today.and_time(chrono::NaiveTime::MIN).and_utc();
-            let used = match store {
-                Some(store) => {
-                    match tokio::time::timeout(STORE_TIMEOUT, store.llm_tokens_since(midnight))
-                        .await
-                    {
-                        Ok(Ok(n)) => n,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "reading today's LLM token use failed");
-                            0
-                        }
-                        Err(_) => {
-                            tracing::warn!("reading today's LLM token use timed out");
-                            0
-                        }
-                    }
-                }
-                None => 0,
-            };
+            let used = self
+                .stored_tokens("today's LLM token use", |s| async move {
+                    s.llm_tokens_since(midnight).await
+                })
+                .await;
             if let Ok(mut s) = self.spent.lock()
                 && s.day != Some(today)
             {
@@ -602,27 +588,38 @@ impl Gateway {
             }
         }
         if let Some(incident) = need_incident {
-            let used = match store {
-                Some(store) => match tokio::time::timeout(
-                    STORE_TIMEOUT,
-                    store.llm_usage_for_incident(incident),
-                )
-                .await
-                {
-                    Ok(Ok(u)) => u64::try_from(u.tokens_in + u.tokens_out).unwrap_or(0),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, %incident, "reading the incident's LLM token use failed");
-                        0
-                    }
-                    Err(_) => {
-                        tracing::warn!(%incident, "reading the incident's LLM token use timed out");
-                        0
-                    }
-                },
-                None => 0,
-            };
+            let used = self
+                .stored_tokens("the incident's LLM token use", |s| async move {
+                    s.llm_usage_for_incident(incident)
+                        .await
+                        .map(|u| u64::try_from(u.tokens_in + u.tokens_out).unwrap_or(0))
+                })
+                .await;
             if let Ok(mut s) = self.spent.lock() {
                 s.incidents.entry(incident).or_insert(used);
+            }
+        }
+    }
+
+    /// A token count read from the store within `STORE_TIMEOUT`; zero
+    /// without a store or when it fails (logged).
+    async fn stored_tokens<F, Fut>(&self, what: &str, read: F) -> u64
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, brain::store::StoreError>>,
+    {
+        let Some(store) = self.store.clone() else {
+            return 0;
+        };
+        match tokio::time::timeout(STORE_TIMEOUT, read(store)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading {what} failed");
+                0
+            }
+            Err(_) => {
+                tracing::warn!("reading {what} timed out");
+                0
             }
         }
     }

@@ -116,6 +116,28 @@ fn build(c: LlmConfig, providers: &[(&str, Arc<Scripted>)]) -> Gateway {
     b.build().unwrap()
 }
 
+/// A SQLite store in a fresh directory (kept alive by the returned guard).
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.paths.data_dir = dir.path().to_owned();
+    (Store::open(&cfg).await.unwrap(), dir)
+}
+
+async fn open_incident(store: &Store) -> IncidentId {
+    store
+        .create_incident(brain::store::NewIncident {
+            org_id: "default".into(),
+            title: "checkout 5xx".into(),
+            severity: brain::domain::Severity::Critical,
+            service: Some("checkout".into()),
+            group_key: "g".into(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 fn hello() -> ChatRequest {
     ChatRequest {
         messages: vec![Message::new(Role::User, "hello")],
@@ -290,21 +312,8 @@ async fn an_incident_over_its_token_budget_gets_no_more_calls() {
 /// or the day, a fresh budget: the counts start from the LLM calls table.
 #[tokio::test]
 async fn budgets_survive_a_restart_through_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.paths.data_dir = dir.path().to_owned();
-    let store = Store::open(&cfg).await.unwrap();
-    let incident = store
-        .create_incident(brain::store::NewIncident {
-            org_id: "default".into(),
-            title: "checkout 5xx".into(),
-            severity: brain::domain::Severity::Critical,
-            service: Some("checkout".into()),
-            group_key: "g".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let (store, _dir) = sqlite_store().await;
+    let incident = open_incident(&store).await;
     let ctx = CallContext {
         incident: Some(incident),
     };
@@ -383,10 +392,7 @@ async fn an_unknown_role_is_a_clear_error() {
 
 #[tokio::test]
 async fn every_attempt_is_recorded_and_identical_requests_hit_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.paths.data_dir = dir.path().to_owned();
-    let store = Store::open(&cfg).await.unwrap();
+    let (store, dir) = sqlite_store().await;
     let mut c = config(&[("fast", &["a"])]);
     c.cache = true;
     c.retries = 1;
@@ -405,17 +411,7 @@ async fn every_attempt_is_recorded_and_identical_requests_hit_the_cache() {
         .cache_dir(dir.path().join("cache"))
         .build()
         .unwrap();
-    let incident = store
-        .create_incident(brain::store::NewIncident {
-            org_id: "default".into(),
-            title: "checkout 5xx".into(),
-            severity: brain::domain::Severity::Critical,
-            service: Some("checkout".into()),
-            group_key: "g".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let incident = open_incident(&store).await;
     let ctx = CallContext {
         incident: Some(incident),
     };
