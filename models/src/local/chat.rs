@@ -290,18 +290,18 @@ impl LocalChat {
     /// The token ids of `text` (special tokens written out are recognised;
     /// none are added).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        self.encode(text).map(|e| e.get_ids().to_vec())
+    }
+
+    fn encode(&self, text: &str) -> Result<tokenizers::Encoding, LlmError> {
         self.tokenizer
             .encode(text, false)
-            .map(|e| e.get_ids().to_vec())
             .map_err(|e| LlmError::InvalidRequest(format!("tokenizing: {e}")))
     }
 
     /// The tokens of `text` as the model sees them (no special tokens added).
     pub fn tokens(&self, text: &str) -> Result<Vec<String>, LlmError> {
-        self.tokenizer
-            .encode(text, false)
-            .map(|e| e.get_tokens().to_vec())
-            .map_err(|e| LlmError::InvalidRequest(format!("tokenizing: {e}")))
+        self.encode(text).map(|e| e.get_tokens().to_vec())
     }
 
     /// The prompt text (chat template applied) for `messages`.

@@ -238,18 +238,18 @@ impl Gemma3 {
         x = (x * self.scale)?;
         let (lcos, lsin) = self.local_rope.tables(pos, t)?;
         let (gcos, gsin) = self.global_rope.tables(pos, t)?;
+        let shape = Shape {
+            batch,
+            t,
+            pos,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+        };
         for layer in &mut self.layers {
             let (cos, sin) = match layer.window {
                 Some(_) => (&lcos, &lsin),
                 None => (&gcos, &gsin),
-            };
-            let shape = Shape {
-                batch,
-                t,
-                pos,
-                heads: self.heads,
-                kv_heads: self.kv_heads,
-                head_dim: self.head_dim,
             };
             let h = layer.attend(&layer.attn_norm.forward(&x)?, cos, sin, &shape)?;
             x = (x + layer.post_attn_norm.forward(&h)?)?;
@@ -353,19 +353,17 @@ fn mask(
     window: Option<usize>,
 ) -> Result<Option<Tensor>> {
     let visible = |q: usize, k: usize| k <= q && window.is_none_or(|w| q - k < w);
-    let all = (0..t).all(|i| (0..keys).all(|j| visible(pos + i, first + j)));
-    if all {
-        return Ok(None);
-    }
     let mut m = Vec::with_capacity(t * keys);
+    let mut hidden = false;
     for i in 0..t {
         for j in 0..keys {
-            m.push(if visible(pos + i, first + j) {
-                0f32
-            } else {
-                f32::NEG_INFINITY
-            });
+            let seen = visible(pos + i, first + j);
+            hidden |= !seen;
+            m.push(if seen { 0f32 } else { f32::NEG_INFINITY });
         }
+    }
+    if !hidden {
+        return Ok(None);
     }
     Tensor::from_vec(m, (t, keys), &Device::Cpu).map(Some)
 }
