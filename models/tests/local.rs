@@ -145,39 +145,26 @@ async fn minilm_matches_sentence_transformers_to_1e_3_cosine() {
     }
 }
 
-/// Gemma 3 (our own model code and SentencePiece tokenizer) against
-/// llama.cpp on the same file: the same token ids for awkward texts, and
-/// the same greedy continuation, token for token, except that the two may
-/// part where llama.cpp's two best logits are within `TIE` of each other
-/// (there two correct runtimes may choose differently: their quantized dot
-/// products round differently). The fetched file is the base model, so the
-/// prompts are plain text, not chats.
-#[tokio::test]
-async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
-    const TIE: f64 = 0.5;
-    let dir = weights(&GEMMA3_270M);
-    let gemma = LocalChat::load(&dir, LocalChatOptions::default()).unwrap();
-    let texts = [
-        "kube-apiserver: 503 Service Unavailable (etcd leader changed)",
-        "  two leading spaces, a tab\tand\n\nnewlines",
-        "fn main() { println!(\"{}\", 42); }",
-        "naïve café — 日本語のログ 🚨",
-        "<start_of_turn>user\nhi<end_of_turn>",
-    ];
-    // The last prompt is longer than the sliding window (512 tokens), so
-    // the local layers must stop seeing its beginning.
-    let long: String = (0..40)
-        .map(|i| format!("pod web-{i} restarted: exit code 137, memory limit 512Mi\n"))
-        .collect();
-    let prompts = [
-        "<bos>The capital of France is Paris. The capital of Germany is".to_owned(),
-        "<bos>def fibonacci(n):\n    ".to_owned(),
-        "<bos>Kubernetes is an open-source system for".to_owned(),
-        format!("<bos>{long}The pods keep restarting because"),
-    ];
-    let tokens = 24;
-    let request = json!({"texts": texts, "prompts": prompts, "tokens": tokens});
+/// Awkward texts every tokenizer must split as llama.cpp does.
+const AWKWARD_TEXTS: [&str; 4] = [
+    "kube-apiserver: 503 Service Unavailable (etcd leader changed)",
+    "  two leading spaces, a tab\tand\n\nnewlines",
+    "fn main() { println!(\"{}\", 42); }",
+    "naïve café — 日本語のログ 🚨",
+];
 
+/// A model (our own decoder code and the tokenizer built from the GGUF)
+/// against llama.cpp on the same file: the same token ids for `texts`, and
+/// the same greedy continuation of each prompt, token for token, except
+/// that the two may part where llama.cpp's two best logits are within
+/// `TIE` of each other (there two correct runtimes may choose differently:
+/// their quantized dot products round differently). Returns how many
+/// tokens followed llama.cpp's path before parting.
+async fn follows_llama_cpp(dir: &std::path::Path, texts: &[&str], prompts: &[String]) -> usize {
+    const TIE: f64 = 0.5;
+    const TOKENS: u32 = 24;
+    let model = LocalChat::load(dir, LocalChatOptions::default()).unwrap();
+    let request = json!({"texts": texts, "prompts": prompts, "tokens": TOKENS});
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama_cpp_reference.py");
     let mut child = std::process::Command::new(common::llama_cpp_python())
@@ -198,7 +185,7 @@ async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     for (i, text) in texts.iter().enumerate() {
-        let ours = gemma.token_ids(text).unwrap();
+        let ours = model.token_ids(text).unwrap();
         let expected: Vec<u32> = serde_json::from_value(theirs["tokenized"][i].clone()).unwrap();
         assert_eq!(ours, expected, "token ids of {text:?}");
     }
@@ -206,7 +193,7 @@ async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
     for (prompt, run) in prompts.iter().zip(theirs["runs"].as_array().unwrap()) {
         let expected: Vec<u32> = serde_json::from_value(run["ids"].clone()).unwrap();
         let gaps: Vec<f64> = serde_json::from_value(run["gaps"].clone()).unwrap();
-        let ours = gemma.complete(prompt.clone(), tokens).await.unwrap();
+        let ours = model.complete(prompt.clone(), TOKENS).await.unwrap();
         assert_eq!(ours.prompt_tokens, run["prompt_tokens"].as_u64().unwrap());
         let same = ours
             .ids
@@ -223,17 +210,75 @@ async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
                 gaps[same]
             );
         }
+        eprintln!(
+            "{same:>2} tokens on llama.cpp's path for {:?}{}",
+            prompt.chars().take(40).collect::<String>(),
+            gaps.get(same)
+                .map(|g| format!(", parting where its lead was {g:.3}"))
+                .unwrap_or_default()
+        );
         compared += same;
     }
     eprintln!(
-        "{compared} of {} tokens followed llama.cpp's path",
-        prompts.len() * tokens as usize
+        "{}: {compared} of {} tokens followed llama.cpp's path",
+        dir.display(),
+        prompts.len() * TOKENS as usize
     );
+    compared
+}
+
+/// Plain-text prompts (the fetched Gemma is a base model, so no chats);
+/// the last is longer than Gemma's sliding window (512 tokens), so its
+/// local layers must stop seeing the beginning.
+fn continuation_prompts(bos: &str) -> Vec<String> {
+    let long: String = (0..40)
+        .map(|i| format!("pod web-{i} restarted: exit code 137, memory limit 512Mi\n"))
+        .collect();
+    vec![
+        format!("{bos}The capital of France is Paris. The capital of Germany is"),
+        format!("{bos}def fibonacci(n):\n    "),
+        format!("{bos}Kubernetes is an open-source system for"),
+        format!("{bos}{long}The pods keep restarting because"),
+    ]
+}
+
+#[tokio::test]
+async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
+    let mut texts = AWKWARD_TEXTS.to_vec();
+    texts.push("<start_of_turn>user\nhi<end_of_turn>");
+    let compared = follows_llama_cpp(
+        &weights(&GEMMA3_270M),
+        &texts,
+        &continuation_prompts("<bos>"),
+    )
+    .await;
     // The comparison must cover real text, not stop at once. Measured: 78
     // of 96 here; 54 with the sliding window switched off (the long prompt
     // leaves llama.cpp's path early), and SiLU for GELU fails: it leaves the
     // path of the second prompt at a step where llama.cpp's lead is 0.7.
     assert!(compared >= 66, "only {compared} tokens were the same");
+}
+
+#[tokio::test]
+async fn qwen2_tokenizes_and_continues_text_as_llama_cpp_does() {
+    let mut texts = AWKWARD_TEXTS.to_vec();
+    texts.push("<|im_start|>user\nhi<|im_end|>");
+    let compared =
+        follows_llama_cpp(&weights(&QWEN_CODER_05B), &texts, &continuation_prompts("")).await;
+    // Measured: 61 of 96; every parting at a lead under 0.02.
+    assert!(compared >= 48, "only {compared} tokens were the same");
+}
+
+#[tokio::test]
+async fn smollm2_tokenizes_and_continues_text_as_llama_cpp_does() {
+    let mut texts = AWKWARD_TEXTS.to_vec();
+    texts.push("<|im_start|>user\nhi<|im_end|>");
+    let compared =
+        follows_llama_cpp(&weights(&SMOLLM2_135M), &texts, &continuation_prompts("")).await;
+    // Measured: 44 of 96, parting at leads of 0.05-0.24. Rotating halves
+    // instead of adjacent pairs (Qwen's and Gemma's way, wrong for Llama's
+    // GGUF) fails: 14 of 96, leaving the long prompt where the lead is 0.68.
+    assert!(compared >= 36, "only {compared} tokens were the same");
 }
 
 #[tokio::test]

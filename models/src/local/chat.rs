@@ -19,28 +19,10 @@ use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 use tokio::sync::{mpsc, oneshot};
-
-/// The model families this provider runs.
-enum Weights {
-    Qwen2(quantized_qwen2::ModelWeights),
-    Llama(quantized_llama::ModelWeights),
-    Gemma3(super::gemma3::Gemma3),
-}
-
-impl Weights {
-    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        match self {
-            Weights::Qwen2(m) => m.forward(input, pos),
-            Weights::Llama(m) => m.forward(input, pos),
-            Weights::Gemma3(m) => m.forward(input, pos),
-        }
-    }
-}
 
 /// Settings of a local chat model.
 #[derive(Debug, Clone)]
@@ -178,22 +160,8 @@ impl LocalChat {
             .collect();
         stop.extend(meta_u32(&ct, "tokenizer.ggml.eos_token_id"));
         let device = Device::Cpu;
-        let weights = match arch.as_str() {
-            "qwen2" => {
-                quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &device).map(Weights::Qwen2)
-            }
-            "llama" => {
-                quantized_llama::ModelWeights::from_gguf(ct, &mut f, &device).map(Weights::Llama)
-            }
-            "gemma3" => super::gemma3::Gemma3::from_gguf(&ct, &mut f).map(Weights::Gemma3),
-            other => {
-                return Err(load_err(
-                    &file,
-                    format!("architecture `{other}` is not supported (qwen2, llama, gemma3 are)"),
-                ));
-            }
-        }
-        .map_err(|e| load_err(&file, e))?;
+        let weights = super::decoder::Decoder::from_gguf(&arch, &ct, &mut f)
+            .map_err(|e| load_err(&file, e))?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let shared = std::sync::Arc::new(tokenizer.clone());
         let engine = Engine {
@@ -523,7 +491,7 @@ fn fix_prefix_space(ct: &gguf_file::Content, tokenizer: &mut Tokenizer) {
 }
 
 struct Engine {
-    weights: Weights,
+    weights: super::decoder::Decoder,
     tokenizer: Tokenizer,
     stop: Vec<u32>,
     device: Device,

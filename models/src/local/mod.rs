@@ -1,8 +1,8 @@
 //! Models run in-process on the CPU with candle.
 
 pub mod chat;
+mod decoder;
 pub mod embed;
-mod gemma3;
 pub mod guided;
 mod q8;
 mod spm;

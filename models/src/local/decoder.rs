@@ -1,35 +1,49 @@
-//! Gemma 3 text models from GGUF, on candle's quantized matmuls.
+//! Decoder-only transformers from GGUF: Gemma 3, Qwen2 and Llama (SmolLM2),
+//! one implementation with the few places where the families differ.
 //!
-//! Written here rather than taken from candle-transformers, whose
-//! `quantized_gemma3` (0.11) runs the MLP with SiLU where Gemma uses GELU
-//! (tanh approximation) and builds rotary tables for 131,072 positions at
-//! load. What a layer does, in order:
+//! Written here rather than taken from candle-transformers so every family
+//! runs its Q8_0 matrices on our kernel (`q8.rs`), and because candle 0.11's
+//! `quantized_gemma3` runs the MLP with SiLU where Gemma uses GELU (tanh
+//! approximation) and builds rotary tables for 131,072 positions at load.
+//! What a layer does, in order:
 //!
-//! - the embedding row times √d_model;
-//! - attention: RMS-normed input; q, k, v projections; q and k RMS-normed
-//!   per head; rotary positions (rotate-half) with base 10,000 on the
-//!   sliding-window layers and `rope.freq_base` (1,000,000) on the global
-//!   ones, every sixth layer; grouped-query attention scaled by
-//!   1/√head_dim; the sliding layers see the last `attention.sliding_window`
-//!   positions only; the output projection RMS-normed again before the
-//!   residual add;
-//! - the MLP: RMS-normed input, `down(gelu_tanh(gate(x)) * up(x))`,
-//!   RMS-normed before the residual add;
-//! - the final RMS norm, and logits from the tied embedding matrix.
+//! - the embedding row (Gemma: times √d_model);
+//! - attention: RMS-normed input; q, k, v projections (Qwen2: with biases);
+//!   Gemma only: q and k RMS-normed per head; rotary positions, rotate-half
+//!   (Gemma, Qwen2) or on adjacent pairs (Llama, whose GGUF q/k rows are
+//!   permuted for it); grouped-query attention scaled by 1/√head_dim; the
+//!   output projection (Gemma: RMS-normed again) added to the residual;
+//! - Gemma 3 only: base 10,000 and a sliding window of
+//!   `attention.sliding_window` positions on five layers of six, and
+//!   `rope.freq_base` (1,000,000) with global attention on every sixth;
+//! - the MLP: RMS-normed input, `down(act(gate(x)) * up(x))` with GELU-tanh
+//!   (Gemma) or SiLU (Qwen2, Llama); Gemma RMS-norms it before the add;
+//! - the final RMS norm, and logits from `output.weight` or, when the file
+//!   has none, the tied embedding matrix.
 //!
 //! The GGUF converter has already added Gemma's `1 +` to every norm
 //! weight, so the norms here multiply by the stored weight as is.
 
 use super::q8::Q8Matrix;
-use candle_core::quantized::{QMatMul, gguf_file};
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
-/// Every n-th layer attends globally; the others use the sliding window.
-const GLOBAL_EVERY: usize = 6;
-/// Rotary base of the sliding-window layers (not in the GGUF metadata).
-const LOCAL_ROPE_BASE: f32 = 10_000.0;
+/// Gemma 3: every n-th layer attends globally; the others use the window.
+const GEMMA_GLOBAL_EVERY: usize = 6;
+/// Gemma 3: rotary base of the sliding-window layers (not in the metadata).
+const GEMMA_LOCAL_ROPE_BASE: f32 = 10_000.0;
+
+/// The architectures this decoder runs (`general.architecture`).
+pub const ARCHITECTURES: [&str; 3] = ["qwen2", "llama", "gemma3"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Gemma3,
+    Qwen2,
+    Llama,
+}
 
 struct Norm {
     weight: Tensor,
@@ -49,6 +63,14 @@ impl Norm {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
+    }
+}
+
+/// Apply an optional norm.
+fn maybe(norm: &Option<Norm>, x: Tensor) -> Result<Tensor> {
+    match norm {
+        Some(n) => n.forward(&x),
+        None => Ok(x),
     }
 }
 
@@ -96,17 +118,34 @@ impl Rotary {
 }
 
 /// A weight matrix: Q8_0 ones on our kernel, the rest (Q4_K, Q6_K...) on
-/// candle's.
-enum Linear {
+/// candle's; with an optional bias.
+struct Linear {
+    weight: Kernel,
+    bias: Option<Tensor>,
+}
+
+enum Kernel {
     Q8(Arc<Q8Matrix>),
     Candle(QMatMul),
 }
 
 impl Linear {
+    fn new(t: QTensor, bias: Option<Tensor>) -> Result<Linear> {
+        let weight = match Q8Matrix::from_qtensor(&t)? {
+            Some(m) => Kernel::Q8(Arc::new(m)),
+            None => Kernel::Candle(QMatMul::from_qtensor(t)?),
+        };
+        Ok(Linear { weight, bias })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Linear::Q8(m) => m.forward(x),
-            Linear::Candle(m) => m.forward(x),
+        let y = match &self.weight {
+            Kernel::Q8(m) => m.forward(x)?,
+            Kernel::Candle(m) => m.forward(x)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
         }
     }
 }
@@ -116,109 +155,159 @@ struct Layer {
     q: Linear,
     k: Linear,
     v: Linear,
-    q_norm: Norm,
-    k_norm: Norm,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
     o: Linear,
-    post_attn_norm: Norm,
+    post_attn_norm: Option<Norm>,
     ffn_norm: Norm,
     gate: Linear,
     up: Linear,
     down: Linear,
-    post_ffn_norm: Norm,
-    /// `None` for global layers.
+    post_ffn_norm: Option<Norm>,
+    /// `None` for layers that see every earlier position.
     window: Option<usize>,
     /// Keys and values so far, and the position of their first entry
     /// (sliding layers drop what the window no longer reaches).
     cache: Option<(Tensor, Tensor, usize)>,
 }
 
-/// A loaded Gemma 3 model with its key/value cache.
-pub struct Gemma3 {
-    /// The embedding matrix, also the output projection (tied weights).
+/// A loaded model with its key/value cache.
+pub struct Decoder {
+    family: Family,
     embed: Embedding,
-    scale: f64,
+    /// Gemma scales the embedding by √d_model.
+    scale: Option<f64>,
     layers: Vec<Layer>,
     norm: Norm,
     lm_head: Linear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    local_rope: Rotary,
+    /// Gemma's sliding-window layers; `None` elsewhere.
+    local_rope: Option<Rotary>,
     global_rope: Rotary,
 }
 
-impl Gemma3 {
-    pub fn from_gguf<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R) -> Result<Gemma3> {
-        let md = |key: &str| {
+impl Decoder {
+    /// Load the model of a GGUF whose `general.architecture` is `arch`.
+    pub fn from_gguf<R: Read + Seek>(
+        arch: &str,
+        ct: &gguf_file::Content,
+        r: &mut R,
+    ) -> Result<Decoder> {
+        let family = match arch {
+            "gemma3" => Family::Gemma3,
+            "qwen2" => Family::Qwen2,
+            "llama" => Family::Llama,
+            other => candle_core::bail!(
+                "architecture `{other}` is not supported ({} are)",
+                ARCHITECTURES.join(", ")
+            ),
+        };
+        let key = |k: &str| format!("{arch}.{k}");
+        let md = |k: &str| {
             ct.metadata
-                .get(&format!("gemma3.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("missing gemma3.{key}")))
+                .get(&key(k))
+                .ok_or_else(|| candle_core::Error::Msg(format!("missing {}", key(k))))
         };
         let heads = md("attention.head_count")?.to_u32()? as usize;
         let kv_heads = md("attention.head_count_kv")?.to_u32()? as usize;
         let blocks = md("block_count")?.to_u32()? as usize;
         let hidden = md("embedding_length")?.to_u32()? as usize;
-        let head_dim = md("attention.key_length")?.to_u32()? as usize;
-        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()?;
-        let window = md("attention.sliding_window")?.to_u32()? as usize;
-        let global_base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1e6);
-        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             candle_core::bail!("{heads} attention heads for {kv_heads} key/value heads");
         }
-        let dev = Device::Cpu;
-        let linear = |t: candle_core::quantized::QTensor| -> Result<Linear> {
-            Ok(match Q8Matrix::from_qtensor(&t)? {
-                Some(m) => Linear::Q8(Arc::new(m)),
-                None => Linear::Candle(QMatMul::from_qtensor(t)?),
-            })
+        let head_dim = match md("attention.key_length") {
+            Ok(v) => v.to_u32()? as usize,
+            Err(_) => hidden / heads,
         };
-        let matmul =
-            |r: &mut R, name: &str| -> Result<Linear> { linear(ct.tensor(r, name, &dev)?) };
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()?;
+        let default_base = if family == Family::Gemma3 { 1e6 } else { 1e4 };
+        let base = md("rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(default_base);
+        let gemma = family == Family::Gemma3;
+        let window = if gemma {
+            Some(md("attention.sliding_window")?.to_u32()? as usize)
+        } else {
+            None
+        };
+        let dev = Device::Cpu;
+        let bias = |r: &mut R, name: &str| -> Result<Option<Tensor>> {
+            if family != Family::Qwen2 {
+                return Ok(None);
+            }
+            Ok(Some(ct.tensor(r, name, &dev)?.dequantize(&dev)?))
+        };
+        let matmul = |r: &mut R, name: &str| -> Result<Linear> {
+            Linear::new(ct.tensor(r, &format!("{name}.weight"), &dev)?, None)
+        };
+        let biased = |r: &mut R, name: &str| -> Result<Linear> {
+            let b = bias(r, &format!("{name}.bias"))?;
+            Linear::new(ct.tensor(r, &format!("{name}.weight"), &dev)?, b)
+        };
+        let norm = |r: &mut R, name: &str| Norm::load(ct, r, &format!("{name}.weight"), eps);
+        let gemma_norm = |r: &mut R, name: &str| -> Result<Option<Norm>> {
+            if gemma {
+                norm(r, name).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let token_embd = ct.tensor(r, "token_embd.weight", &dev)?;
         let embed = match Q8Matrix::from_qtensor(&token_embd)? {
             Some(m) => Embedding::Q8(Arc::new(m)),
             None => Embedding::Candle(Arc::new(token_embd)),
         };
-        // Tied: the output projection is the embedding matrix.
+        // Tied when the file has no output matrix: the embedding, kept
+        // quantized.
         let lm_head = match ct.tensor(r, "output.weight", &dev) {
-            Ok(t) => linear(t)?,
-            Err(_) => match &embed {
-                Embedding::Q8(m) => Linear::Q8(Arc::clone(m)),
-                Embedding::Candle(t) => Linear::Candle(QMatMul::from_arc(Arc::clone(t))?),
+            Ok(t) => Linear::new(t, None)?,
+            Err(_) => Linear {
+                weight: match &embed {
+                    Embedding::Q8(m) => Kernel::Q8(Arc::clone(m)),
+                    Embedding::Candle(t) => Kernel::Candle(QMatMul::from_arc(Arc::clone(t))?),
+                },
+                bias: None,
             },
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
-            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            let p = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
-                attn_norm: Norm::load(ct, r, &p("attn_norm"), eps)?,
-                q: matmul(r, &p("attn_q"))?,
-                k: matmul(r, &p("attn_k"))?,
-                v: matmul(r, &p("attn_v"))?,
-                q_norm: Norm::load(ct, r, &p("attn_q_norm"), eps)?,
-                k_norm: Norm::load(ct, r, &p("attn_k_norm"), eps)?,
+                attn_norm: norm(r, &p("attn_norm"))?,
+                q: biased(r, &p("attn_q"))?,
+                k: biased(r, &p("attn_k"))?,
+                v: biased(r, &p("attn_v"))?,
+                q_norm: gemma_norm(r, &p("attn_q_norm"))?,
+                k_norm: gemma_norm(r, &p("attn_k_norm"))?,
                 o: matmul(r, &p("attn_output"))?,
-                post_attn_norm: Norm::load(ct, r, &p("post_attention_norm"), eps)?,
-                ffn_norm: Norm::load(ct, r, &p("ffn_norm"), eps)?,
+                post_attn_norm: gemma_norm(r, &p("post_attention_norm"))?,
+                ffn_norm: norm(r, &p("ffn_norm"))?,
                 gate: matmul(r, &p("ffn_gate"))?,
                 up: matmul(r, &p("ffn_up"))?,
                 down: matmul(r, &p("ffn_down"))?,
-                post_ffn_norm: Norm::load(ct, r, &p("post_ffw_norm"), eps)?,
-                window: ((i + 1) % GLOBAL_EVERY != 0).then_some(window),
+                post_ffn_norm: gemma_norm(r, &p("post_ffw_norm"))?,
+                window: window.filter(|_| (i + 1) % GEMMA_GLOBAL_EVERY != 0),
                 cache: None,
             });
         }
-        Ok(Gemma3 {
+        Ok(Decoder {
+            family,
             embed,
-            scale: (hidden as f64).sqrt(),
+            scale: gemma.then(|| (hidden as f64).sqrt()),
             layers,
-            norm: Norm::load(ct, r, "output_norm.weight", eps)?,
+            norm: norm(r, "output_norm")?,
             lm_head,
             heads,
             kv_heads,
             head_dim,
-            local_rope: Rotary::new(head_dim, LOCAL_ROPE_BASE)?,
-            global_rope: Rotary::new(head_dim, global_base)?,
+            local_rope: if gemma {
+                Some(Rotary::new(head_dim, GEMMA_LOCAL_ROPE_BASE)?)
+            } else {
+                None
+            },
+            global_rope: Rotary::new(head_dim, base)?,
         })
     }
 
@@ -235,9 +324,14 @@ impl Gemma3 {
             Embedding::Q8(m) => m.embedding(input)?,
             Embedding::Candle(t) => t.embedding(input)?,
         };
-        x = (x * self.scale)?;
-        let (lcos, lsin) = self.local_rope.tables(pos, t)?;
-        let (gcos, gsin) = self.global_rope.tables(pos, t)?;
+        if let Some(scale) = self.scale {
+            x = (x * scale)?;
+        }
+        let global = self.global_rope.tables(pos, t)?;
+        let local = match &mut self.local_rope {
+            Some(rope) => Some(rope.tables(pos, t)?),
+            None => None,
+        };
         let shape = Shape {
             batch,
             t,
@@ -245,18 +339,23 @@ impl Gemma3 {
             heads: self.heads,
             kv_heads: self.kv_heads,
             head_dim: self.head_dim,
+            interleaved: self.family == Family::Llama,
         };
         for layer in &mut self.layers {
-            let (cos, sin) = match layer.window {
-                Some(_) => (&lcos, &lsin),
-                None => (&gcos, &gsin),
+            let (cos, sin) = match (&layer.window, &local) {
+                (Some(_), Some((c, s))) => (c, s),
+                _ => (&global.0, &global.1),
             };
             let h = layer.attend(&layer.attn_norm.forward(&x)?, cos, sin, &shape)?;
-            x = (x + layer.post_attn_norm.forward(&h)?)?;
+            x = (x + maybe(&layer.post_attn_norm, h)?)?;
             let h = layer.ffn_norm.forward(&x)?;
-            let gated = (layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?;
-            let h = layer.down.forward(&gated)?;
-            x = (x + layer.post_ffn_norm.forward(&h)?)?;
+            let gate = layer.gate.forward(&h)?;
+            let gate = match self.family {
+                Family::Gemma3 => gate.gelu()?,
+                Family::Qwen2 | Family::Llama => candle_nn::ops::silu(&gate)?,
+            };
+            let h = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
+            x = (x + maybe(&layer.post_ffn_norm, h)?)?;
         }
         let last = x.narrow(1, t - 1, 1)?;
         let last = self.norm.forward(&last)?;
@@ -266,7 +365,7 @@ impl Gemma3 {
 
 enum Embedding {
     Q8(Arc<Q8Matrix>),
-    Candle(Arc<candle_core::quantized::QTensor>),
+    Candle(Arc<QTensor>),
 }
 
 struct Shape {
@@ -276,6 +375,8 @@ struct Shape {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    /// Rotary on adjacent pairs (Llama) rather than halves.
+    interleaved: bool,
 }
 
 impl Layer {
@@ -288,8 +389,15 @@ impl Layer {
         let q = split(self.q.forward(x)?, s.heads)?;
         let k = split(self.k.forward(x)?, s.kv_heads)?;
         let v = split(self.v.forward(x)?, s.kv_heads)?;
-        let q = candle_nn::rotary_emb::rope(&self.q_norm.forward(&q)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&self.k_norm.forward(&k)?, cos, sin)?;
+        let rope = |y: Tensor| -> Result<Tensor> {
+            if s.interleaved {
+                candle_nn::rotary_emb::rope_i(&y, cos, sin)
+            } else {
+                candle_nn::rotary_emb::rope(&y, cos, sin)
+            }
+        };
+        let q = rope(maybe(&self.q_norm, q)?)?;
+        let k = rope(maybe(&self.k_norm, k)?)?;
 
         let (k, v, first) = match self.cache.take() {
             Some((ck, cv, first)) => (
