@@ -56,7 +56,30 @@ struct Args {
     input: Option<PathBuf>,
 }
 
-const PROMPT: &str = "The pod payments-api is CrashLoopBackOff with OOMKilled. Likely cause:";
+/// A triage prompt of the size the agents send (an alert with its labels,
+/// recent events and a question; ~300 tokens): a one-line prompt measures
+/// per-call overheads more than prefill.
+const PROMPT: &str = "You are triaging an alert. Answer with the most likely cause in one sentence.
+
+Alert: KubePodCrashLooping (severity critical), firing since 03:12:07 UTC.
+Labels: namespace=payments, pod=payments-api-7d9f8c6b5-x2k4q, container=api,
+deployment=payments-api, cluster=prod-eu-west-1, team=payments.
+Annotations: Pod payments/payments-api-7d9f8c6b5-x2k4q (api) is restarting
+2.4 times / 10 minutes. Runbook: https://runbooks.example.com/KubePodCrashLooping
+
+Recent events:
+- 03:02:41 Deployment payments-api rolled out image payments-api:2.14.1 (was 2.13.7).
+- 03:05:10 Container api: Last State Terminated, Reason OOMKilled, Exit Code 137.
+- 03:05:12 Back-off restarting failed container api.
+- 03:07:55 Container api memory working set 511Mi of limit 512Mi before kill.
+- 03:09:30 HPA payments-api scaled from 4 to 6 replicas (cpu 84% of target).
+- 03:11:02 Upstream checkout-web reports p99 latency 2.4s on POST /checkout.
+
+Metrics (last 30 min): memory per pod grows linearly from 220Mi to 512Mi in
+about 6 minutes after each start; request rate is flat at 340 req/s; error
+rate on /checkout rose from 0.1% to 7.8% at 03:05.
+
+Likely cause:";
 
 /// Deterministic log-like sentences of varied length (4 to ~60 tokens).
 fn sentences(n: usize) -> Vec<String> {
@@ -264,7 +287,7 @@ fn child(args: &Args, side: &str) -> anyhow::Result<()> {
             // The parent hands llama.cpp exactly the text candle tokenizes.
             std::fs::write(input, chat.render(&messages)?)?;
             let mut best: Option<models::local::Generated> = None;
-            for _ in 0..2 {
+            for _ in 0..3 {
                 let g = rt.block_on(chat.timed(&messages, args.tokens))?;
                 if best
                     .as_ref()

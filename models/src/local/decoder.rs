@@ -26,7 +26,7 @@
 
 use super::q8::Q8Matrix;
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
@@ -74,47 +74,101 @@ fn maybe(norm: &Option<Norm>, x: Tensor) -> Result<Tensor> {
     }
 }
 
-/// Rotary tables for one base, grown on demand.
+/// Rotary tables for one base, grown on demand: the cos and sin of each
+/// position's `head_dim / 2` angles.
 struct Rotary {
     inv_freq: Vec<f32>,
-    cos: Tensor,
-    sin: Tensor,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 impl Rotary {
-    fn new(head_dim: usize, base: f32) -> Result<Rotary> {
-        let inv_freq: Vec<f32> = (0..head_dim / 2)
+    fn new(head_dim: usize, base: f32) -> Rotary {
+        let inv_freq = (0..head_dim / 2)
             .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
             .collect();
-        let empty = Tensor::zeros((0, head_dim / 2), DType::F32, &Device::Cpu)?;
-        Ok(Rotary {
+        Rotary {
             inv_freq,
-            cos: empty.clone(),
-            sin: empty,
-        })
+            cos: Vec::new(),
+            sin: Vec::new(),
+        }
     }
 
-    /// cos and sin for positions `start..start + len`.
-    fn tables(&mut self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        let end = start + len;
-        let have = self.cos.dim(0)?;
-        if end > have {
-            // Double, so a long generation rebuilds the tables rarely.
-            let upto = end.max(have * 2).max(256);
-            let half = self.inv_freq.len();
-            let mut angles = Vec::with_capacity(upto * half);
-            for pos in 0..upto {
-                angles.extend(self.inv_freq.iter().map(|f| pos as f32 * f));
-            }
-            let angles = Tensor::from_vec(angles, (upto, half), &Device::Cpu)?;
-            self.cos = angles.cos()?;
-            self.sin = angles.sin()?;
+    /// Make room for positions up to `end` (exclusive).
+    fn reserve(&mut self, end: usize) {
+        let half = self.inv_freq.len();
+        let have = self.cos.len() / half.max(1);
+        if end <= have {
+            return;
         }
-        Ok((
-            self.cos.narrow(0, start, len)?,
-            self.sin.narrow(0, start, len)?,
-        ))
+        // Double, so a long generation rebuilds the tables rarely.
+        let upto = end.max(have * 2).max(256);
+        for pos in have..upto {
+            for f in &self.inv_freq {
+                let angle = pos as f32 * f;
+                self.cos.push(angle.cos());
+                self.sin.push(angle.sin());
+            }
+        }
     }
+
+    /// Rotate one head's vector to position `pos` (after [`Self::reserve`]):
+    /// pairs `(i, i + d/2)` (rotate-half) or `(2i, 2i + 1)` (interleaved).
+    fn apply(&self, x: &mut [f32], pos: usize, interleaved: bool) {
+        let half = self.inv_freq.len();
+        let cos = &self.cos[pos * half..][..half];
+        let sin = &self.sin[pos * half..][..half];
+        for i in 0..half {
+            let (a, b) = if interleaved {
+                (2 * i, 2 * i + 1)
+            } else {
+                (i, i + half)
+            };
+            let (x0, x1) = (x[a], x[b]);
+            x[a] = x0 * cos[i] - x1 * sin[i];
+            x[b] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+/// Gemma's RMS norm of each head's q or k vector.
+struct HeadNorm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl HeadNorm {
+    fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        r: &mut R,
+        name: &str,
+        eps: f32,
+    ) -> Result<HeadNorm> {
+        let weight = ct
+            .tensor(r, name, &Device::Cpu)?
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1()?;
+        Ok(HeadNorm { weight, eps })
+    }
+
+    fn apply(&self, x: &mut [f32]) {
+        let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+        let inv = 1.0 / (mean + self.eps).sqrt();
+        for (v, w) in x.iter_mut().zip(&self.weight) {
+            *v *= inv * w;
+        }
+    }
+}
+
+/// Keys and values of one layer, one entry per position from `first`:
+/// `kv_heads × head_dim` floats each, appended in place (no copy of the
+/// whole cache per token).
+#[derive(Default)]
+struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    first: usize,
 }
 
 /// A weight matrix: Q8_0 ones on our kernel, the rest (Q4_K, Q6_K...) on
@@ -155,8 +209,8 @@ struct Layer {
     q: Linear,
     k: Linear,
     v: Linear,
-    q_norm: Option<Norm>,
-    k_norm: Option<Norm>,
+    q_norm: Option<HeadNorm>,
+    k_norm: Option<HeadNorm>,
     o: Linear,
     post_attn_norm: Option<Norm>,
     ffn_norm: Norm,
@@ -166,9 +220,9 @@ struct Layer {
     post_ffn_norm: Option<Norm>,
     /// `None` for layers that see every earlier position.
     window: Option<usize>,
-    /// Keys and values so far, and the position of their first entry
-    /// (sliding layers drop what the window no longer reaches).
-    cache: Option<(Tensor, Tensor, usize)>,
+    /// Keys and values so far (sliding layers drop what the window no
+    /// longer reaches).
+    cache: KvCache,
 }
 
 /// A loaded model with its key/value cache.
@@ -254,6 +308,13 @@ impl Decoder {
                 Ok(None)
             }
         };
+        let head_norm = |r: &mut R, name: &str| -> Result<Option<HeadNorm>> {
+            if gemma {
+                HeadNorm::load(ct, r, &format!("{name}.weight"), eps).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let token_embd = ct.tensor(r, "token_embd.weight", &dev)?;
         let embed = match Q8Matrix::from_qtensor(&token_embd)? {
             Some(m) => Embedding::Q8(Arc::new(m)),
@@ -279,8 +340,8 @@ impl Decoder {
                 q: biased(r, &p("attn_q"))?,
                 k: biased(r, &p("attn_k"))?,
                 v: biased(r, &p("attn_v"))?,
-                q_norm: gemma_norm(r, &p("attn_q_norm"))?,
-                k_norm: gemma_norm(r, &p("attn_k_norm"))?,
+                q_norm: head_norm(r, &p("attn_q_norm"))?,
+                k_norm: head_norm(r, &p("attn_k_norm"))?,
                 o: matmul(r, &p("attn_output"))?,
                 post_attn_norm: gemma_norm(r, &p("post_attention_norm"))?,
                 ffn_norm: norm(r, &p("ffn_norm"))?,
@@ -289,7 +350,7 @@ impl Decoder {
                 down: matmul(r, &p("ffn_down"))?,
                 post_ffn_norm: gemma_norm(r, &p("post_ffw_norm"))?,
                 window: window.filter(|_| (i + 1) % GEMMA_GLOBAL_EVERY != 0),
-                cache: None,
+                cache: KvCache::default(),
             });
         }
         Ok(Decoder {
@@ -302,12 +363,8 @@ impl Decoder {
             heads,
             kv_heads,
             head_dim,
-            local_rope: if gemma {
-                Some(Rotary::new(head_dim, GEMMA_LOCAL_ROPE_BASE)?)
-            } else {
-                None
-            },
-            global_rope: Rotary::new(head_dim, base)?,
+            local_rope: gemma.then(|| Rotary::new(head_dim, GEMMA_LOCAL_ROPE_BASE)),
+            global_rope: Rotary::new(head_dim, base),
         })
     }
 
@@ -315,9 +372,12 @@ impl Decoder {
     /// tokens at positions `pos..pos + t`. `pos = 0` starts a new sequence.
     pub fn forward(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
         let (batch, t) = input.dims2()?;
+        if batch != 1 {
+            candle_core::bail!("one sequence at a time, not {batch}");
+        }
         if pos == 0 {
             for layer in &mut self.layers {
-                layer.cache = None;
+                layer.cache = KvCache::default();
             }
         }
         let mut x = match &self.embed {
@@ -327,13 +387,11 @@ impl Decoder {
         if let Some(scale) = self.scale {
             x = (x * scale)?;
         }
-        let global = self.global_rope.tables(pos, t)?;
-        let local = match &mut self.local_rope {
-            Some(rope) => Some(rope.tables(pos, t)?),
-            None => None,
-        };
-        let shape = Shape {
-            batch,
+        self.global_rope.reserve(pos + t);
+        if let Some(rope) = &mut self.local_rope {
+            rope.reserve(pos + t);
+        }
+        let step = Step {
             t,
             pos,
             heads: self.heads,
@@ -342,11 +400,11 @@ impl Decoder {
             interleaved: self.family == Family::Llama,
         };
         for layer in &mut self.layers {
-            let (cos, sin) = match (&layer.window, &local) {
-                (Some(_), Some((c, s))) => (c, s),
-                _ => (&global.0, &global.1),
+            let rope = match (&layer.window, &self.local_rope) {
+                (Some(_), Some(local)) => local,
+                _ => &self.global_rope,
             };
-            let h = layer.attend(&layer.attn_norm.forward(&x)?, cos, sin, &shape)?;
+            let h = layer.attend(&layer.attn_norm.forward(&x)?, rope, &step)?;
             x = (x + maybe(&layer.post_attn_norm, h)?)?;
             let h = layer.ffn_norm.forward(&x)?;
             let gate = layer.gate.forward(&h)?;
@@ -368,8 +426,8 @@ enum Embedding {
     Candle(Arc<QTensor>),
 }
 
-struct Shape {
-    batch: usize,
+/// The positions one forward pass adds, and the attention's shape.
+struct Step {
     t: usize,
     pos: usize,
     heads: usize,
@@ -380,147 +438,207 @@ struct Shape {
 }
 
 impl Layer {
-    fn attend(&mut self, x: &Tensor, cos: &Tensor, sin: &Tensor, s: &Shape) -> Result<Tensor> {
-        let split = |y: Tensor, heads: usize| -> Result<Tensor> {
-            y.reshape((s.batch, s.t, heads, s.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.q.forward(x)?, s.heads)?;
-        let k = split(self.k.forward(x)?, s.kv_heads)?;
-        let v = split(self.v.forward(x)?, s.kv_heads)?;
-        let rope = |y: Tensor| -> Result<Tensor> {
-            if s.interleaved {
-                candle_nn::rotary_emb::rope_i(&y, cos, sin)
-            } else {
-                candle_nn::rotary_emb::rope(&y, cos, sin)
+    /// Attention of the `s.t` new positions over the cache, in plain Rust:
+    /// at one new token per step, candle's matmuls, the copy of the whole
+    /// cache per token and the per-head expansion of shared keys cost more
+    /// than the arithmetic.
+    fn attend(&mut self, x: &Tensor, rope: &Rotary, s: &Step) -> Result<Tensor> {
+        let hd = s.head_dim;
+        let flat = |y: Tensor| -> Result<Vec<f32>> { y.flatten_all()?.to_vec1::<f32>() };
+        let mut q = flat(self.q.forward(x)?)?;
+        let mut k = flat(self.k.forward(x)?)?;
+        let v = flat(self.v.forward(x)?)?;
+        for (i, head) in q.chunks_exact_mut(hd).enumerate() {
+            if let Some(n) = &self.q_norm {
+                n.apply(head);
             }
-        };
-        let q = rope(maybe(&self.q_norm, q)?)?;
-        let k = rope(maybe(&self.k_norm, k)?)?;
-
-        let (k, v, first) = match self.cache.take() {
-            Some((ck, cv, first)) => (
-                Tensor::cat(&[&ck, &k], 2)?,
-                Tensor::cat(&[&cv, &v], 2)?,
-                first,
-            ),
-            None => (k, v, s.pos),
-        };
-        let keys = k.dim(2)?;
-        let rep = s.heads / s.kv_heads;
-        let expand = |y: &Tensor| -> Result<Tensor> {
-            if rep == 1 {
-                return Ok(y.clone());
-            }
-            let (b, kvh, n, d) = y.dims4()?;
-            y.unsqueeze(2)?
-                .expand((b, kvh, rep, n, d))?
-                .reshape((b, kvh * rep, n, d))
-        };
-        let scale = 1.0 / (s.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&expand(&k)?.t()?)? * scale)?;
-        if let Some(mask) = mask(s.t, s.pos, first, keys, self.window)? {
-            scores = scores.broadcast_add(&mask)?;
+            rope.apply(head, s.pos + i / s.heads, s.interleaved);
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&expand(&v)?.contiguous()?)?;
-        let out = out
-            .transpose(1, 2)?
-            .reshape((s.batch, s.t, s.heads * s.head_dim))?;
+        for (i, head) in k.chunks_exact_mut(hd).enumerate() {
+            if let Some(n) = &self.k_norm {
+                n.apply(head);
+            }
+            rope.apply(head, s.pos + i / s.kv_heads, s.interleaved);
+        }
+        if self.cache.k.is_empty() {
+            self.cache.first = s.pos;
+        }
+        self.cache.k.extend_from_slice(&k);
+        self.cache.v.extend_from_slice(&v);
+        let out = attention(&q, &self.cache, s, self.window);
 
-        // Keep what later positions can still see.
-        let end = s.pos + s.t;
-        let keep_from = match self.window {
-            Some(w) => end.saturating_sub(w.saturating_sub(1)).max(first),
-            None => first,
-        };
-        let drop = keep_from - first;
-        self.cache = Some(if drop > 0 {
-            (
-                k.narrow(2, drop, keys - drop)?.contiguous()?,
-                v.narrow(2, drop, keys - drop)?.contiguous()?,
-                keep_from,
-            )
-        } else {
-            (k, v, first)
-        });
-        self.o.forward(&out)
+        // Drop what later positions can no longer see, in steps, so the
+        // cache is not shifted on every token.
+        if let Some(w) = self.window {
+            let keep_from = (s.pos + s.t + 1).saturating_sub(w);
+            let drop = keep_from.saturating_sub(self.cache.first);
+            if drop >= 64 {
+                let entry = s.kv_heads * hd;
+                self.cache.k.drain(..drop * entry);
+                self.cache.v.drain(..drop * entry);
+                self.cache.first += drop;
+            }
+        }
+        self.o.forward(&Tensor::from_vec(
+            out,
+            (1, s.t, s.heads * hd),
+            &Device::Cpu,
+        )?)
     }
 }
 
-/// The additive attention mask for queries at `pos..pos + t` over keys at
-/// `first..first + keys`: a query sees itself, earlier positions, and on a
-/// sliding layer only the last `window` of them. `None` when nothing is
-/// masked.
-fn mask(
-    t: usize,
-    pos: usize,
-    first: usize,
-    keys: usize,
-    window: Option<usize>,
-) -> Result<Option<Tensor>> {
-    let visible = |q: usize, k: usize| k <= q && window.is_none_or(|w| q - k < w);
-    let mut m = Vec::with_capacity(t * keys);
-    let mut hidden = false;
-    for i in 0..t {
-        for j in 0..keys {
-            let seen = visible(pos + i, first + j);
-            hidden |= !seen;
-            m.push(if seen { 0f32 } else { f32::NEG_INFINITY });
+/// The first key position a query at `q` sees: all earlier positions, or
+/// on a sliding layer only the last `window` (itself included).
+fn first_visible(q: usize, window: Option<usize>) -> usize {
+    window.map_or(0, |w| (q + 1).saturating_sub(w))
+}
+
+/// Grouped-query attention of `q` (`t × heads × head_dim`, the new
+/// positions) over the cache, causal and windowed; the result has the
+/// shape of `q`. Compiled per instruction set so the dot products and
+/// weighted sums use the widest vectors.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn attention(q: &[f32], cache: &KvCache, s: &Step, window: Option<usize>) -> Vec<f32> {
+    let hd = s.head_dim;
+    let entry = s.kv_heads * hd;
+    let rep = s.heads / s.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; q.len()];
+    let mut weights = Vec::new();
+    for (i, (qi, oi)) in q
+        .chunks_exact(s.heads * hd)
+        .zip(out.chunks_exact_mut(s.heads * hd))
+        .enumerate()
+    {
+        let at = s.pos + i;
+        let from = first_visible(at, window).max(cache.first);
+        let keys = from - cache.first..at + 1 - cache.first;
+        for (h, (qh, oh)) in qi.chunks_exact(hd).zip(oi.chunks_exact_mut(hd)).enumerate() {
+            let g = h / rep;
+            weights.clear();
+            let mut max = f32::NEG_INFINITY;
+            for j in keys.clone() {
+                let kj = &cache.k[j * entry + g * hd..][..hd];
+                let score = dot(qh, kj) * scale;
+                max = max.max(score);
+                weights.push(score);
+            }
+            let mut total = 0f32;
+            for w in &mut weights {
+                *w = (*w - max).exp();
+                total += *w;
+            }
+            for (j, w) in keys.clone().zip(&weights) {
+                let vj = &cache.v[j * entry + g * hd..][..hd];
+                for (o, v) in oh.iter_mut().zip(vj) {
+                    *o += w * v;
+                }
+            }
+            let inv = 1.0 / total;
+            for o in oh.iter_mut() {
+                *o *= inv;
+            }
         }
     }
-    if !hidden {
-        return Ok(None);
+    out
+}
+
+/// A dot product in eight independent sums, so it vectorizes.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, ar) = a.split_at(a.len() / 8 * 8);
+    let (b8, br) = b.split_at(a8.len());
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
     }
-    Tensor::from_vec(m, (t, keys), &Device::Cpu).map(Some)
+    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(x, y)| x * y).sum::<f32>()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn visible(m: &Option<Tensor>, t: usize, keys: usize) -> Vec<Vec<bool>> {
-        match m {
-            None => vec![vec![true; keys]; t],
-            Some(m) => m
-                .to_vec2::<f32>()
-                .unwrap()
-                .into_iter()
-                .map(|row| row.into_iter().map(|v| v == 0.0).collect())
-                .collect(),
+    /// A cache whose value at position p is `p` in every dimension, and
+    /// whose keys are zero: every visible position then weighs the same,
+    /// so each output is the mean of the visible positions.
+    fn positions(first: usize, n: usize, kv_heads: usize, hd: usize) -> KvCache {
+        let mut cache = KvCache {
+            first,
+            ..KvCache::default()
+        };
+        for p in first..first + n {
+            cache.k.extend(std::iter::repeat_n(0.0, kv_heads * hd));
+            cache.v.extend(std::iter::repeat_n(p as f32, kv_heads * hd));
         }
+        cache
+    }
+
+    fn step(t: usize, pos: usize, heads: usize, kv_heads: usize) -> Step {
+        Step {
+            t,
+            pos,
+            heads,
+            kv_heads,
+            head_dim: 4,
+            interleaved: false,
+        }
+    }
+
+    /// The first dimension of each head's output, per new position.
+    fn means(out: &[f32], heads: usize) -> Vec<Vec<f32>> {
+        out.chunks_exact(heads * 4)
+            .map(|row| row.chunks_exact(4).map(|h| h[0]).collect())
+            .collect()
     }
 
     #[test]
     fn a_prompt_sees_only_earlier_positions() {
-        let m = mask(3, 0, 0, 3, None).unwrap();
-        assert_eq!(
-            visible(&m, 3, 3),
-            vec![
-                vec![true, false, false],
-                vec![true, true, false],
-                vec![true, true, true]
-            ]
-        );
+        let cache = positions(0, 3, 1, 4);
+        let out = attention(&[1.0; 12], &cache, &step(3, 0, 1, 1), None);
+        assert_eq!(means(&out, 1), vec![vec![0.0], vec![0.5], vec![1.0]]);
     }
 
     #[test]
     fn a_sliding_layer_sees_only_its_window() {
         // Window 2: position 3 sees 2 and 3, not 0 or 1.
-        let m = mask(2, 2, 0, 4, Some(2)).unwrap();
-        assert_eq!(
-            visible(&m, 2, 4),
-            vec![
-                vec![false, true, true, false],
-                vec![false, false, true, true]
-            ]
-        );
+        let cache = positions(0, 4, 1, 4);
+        let out = attention(&[1.0; 8], &cache, &step(2, 2, 1, 1), Some(2));
+        assert_eq!(means(&out, 1), vec![vec![1.5], vec![2.5]]);
     }
 
     #[test]
-    fn one_new_token_over_a_trimmed_cache_needs_no_mask() {
-        // Cache trimmed to the window's last entries: nothing to hide.
-        assert!(mask(1, 10, 8, 3, Some(3)).unwrap().is_none());
+    fn a_trimmed_cache_keeps_positions_and_heads_share_keys() {
+        // The cache starts at position 8; two query heads share one
+        // key/value head; a new token at 10 sees 8..=10.
+        let cache = positions(8, 3, 1, 4);
+        let out = attention(&[1.0; 8], &cache, &step(1, 10, 2, 1), None);
+        assert_eq!(means(&out, 2), vec![vec![9.0, 9.0]]);
+    }
+
+    #[test]
+    fn scores_follow_the_keys() {
+        // Position 1's key matches the query: it outweighs position 0.
+        let mut cache = positions(0, 2, 1, 4);
+        cache.k[4..8].copy_from_slice(&[4.0, 0.0, 0.0, 0.0]);
+        let q = [1.0, 0.0, 0.0, 0.0];
+        let out = attention(&q, &cache, &step(1, 1, 1, 1), None);
+        // softmax([0, 4 / sqrt(4)]) = [0.119, 0.881]: mean 0.881.
+        assert!((out[0] - 0.8808).abs() < 1e-3, "{out:?}");
+    }
+
+    #[test]
+    fn rotation_pairs_halves_or_neighbours() {
+        let mut rope = Rotary::new(4, 10_000.0);
+        rope.reserve(2);
+        let mut halves = [1.0, 0.0, 0.0, 0.0];
+        rope.apply(&mut halves, 1, false);
+        // Angle 1 rad for the first pair: (cos 1, ., sin 1, .).
+        assert!((halves[0] - 1f32.cos()).abs() < 1e-6 && (halves[2] - 1f32.sin()).abs() < 1e-6);
+        let mut pairs = [1.0, 0.0, 0.0, 0.0];
+        rope.apply(&mut pairs, 1, true);
+        assert!((pairs[0] - 1f32.cos()).abs() < 1e-6 && (pairs[1] - 1f32.sin()).abs() < 1e-6);
     }
 }
