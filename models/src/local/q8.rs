@@ -91,8 +91,8 @@ impl Q8Matrix {
         let input: Vec<Vec<f32>> = flat.to_dtype(candle_core::DType::F32)?.to_vec2()?;
         let quantized: Vec<QRow> = input.iter().map(|r| quantize(r)).collect();
         let m = quantized.len();
-        // out[r * m + i]: row-major by weight row, so each task owns a
-        // contiguous slice; transposed below.
+        // Each task owns a contiguous slice: its rows' products, by
+        // activation row (`[i][row]`); gathered into `[i][all rows]` below.
         let mut out = vec![0f32; self.rows * m];
         let nb = self.cols / BLOCK;
         let task = |(n, chunk): (usize, &mut [f32])| {
@@ -111,10 +111,17 @@ impl Q8Matrix {
         } else {
             out.chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
         }
-        let out = Tensor::from_vec(out, (self.rows, m), &Device::Cpu)?.t()?;
+        let mut gathered = vec![0f32; self.rows * m];
+        for (n, chunk) in out.chunks(ROWS_PER_TASK * m).enumerate() {
+            let rows = chunk.len() / m;
+            for (i, part) in chunk.chunks_exact(rows).enumerate() {
+                let at = i * self.rows + n * ROWS_PER_TASK;
+                gathered[at..at + rows].copy_from_slice(part);
+            }
+        }
         let mut shape = lead.to_vec();
         shape.push(self.rows);
-        out.contiguous()?.reshape(shape)
+        Tensor::from_vec(gathered, shape, &Device::Cpu)
     }
 
     /// Rows `ids` of the matrix, dequantized: an embedding lookup.
@@ -171,7 +178,7 @@ fn block_dot(w: &[i8], x: &[i8]) -> i32 {
 type QRow = (Vec<i8>, Vec<f32>);
 
 /// For every weight row `r` in `values`/`scales` and every activation row
-/// `i` of `xs`, the dot product, written to `out[r * xs.len() + i]`.
+/// `i` of `xs`, the dot product, written to `out[i * rows + r]`.
 #[allow(unsafe_code)]
 fn rows_dot(values: &[i8], scales: &[f32], xs: &[QRow], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -190,9 +197,8 @@ fn rows_dot(values: &[i8], scales: &[f32], xs: &[QRow], out: &mut [f32]) {
             return;
         }
     }
-    let m = xs.len();
     for (i, (xv, xsc)) in xs.iter().enumerate() {
-        rows_dot_portable(values, scales, xv, xsc, out, i, m);
+        rows_dot_portable(values, scales, xv, xsc, out, i);
     }
 }
 
@@ -228,20 +234,20 @@ mod x86 {
                 let Some(cols) = xs.first().map(|x| x.0.len()) else {
                     return;
                 };
-                let (m, nb) = (xs.len(), cols / BLOCK);
+                let nb = cols / BLOCK;
+                let rows = values.len() / cols;
                 let dot = $dot;
                 for (row, (w, ws)) in values
                     .chunks_exact(cols)
                     .zip(scales.chunks_exact(nb))
                     .enumerate()
                 {
-                    let out = &mut out[row * m..(row + 1) * m];
                     // Four activation rows per pass over the weight row
                     // (a prompt): each weight block is loaded and its sign
                     // taken once for four products.
-                    let mut fours = xs.chunks_exact(4);
-                    let mut outs = out.chunks_exact_mut(4);
-                    for (group, o) in (&mut fours).zip(&mut outs) {
+                    let fours = xs.chunks_exact(4);
+                    let done = xs.len() - fours.remainder().len();
+                    for (g, group) in fours.enumerate() {
                         let mut acc = [_mm256_setzero_ps(); 4];
                         for (b, (wb, sw)) in w.chunks_exact(BLOCK).zip(ws).enumerate() {
                             let w8 = load(wb);
@@ -252,15 +258,15 @@ mod x86 {
                                 *a = _mm256_fmadd_ps(p, _mm256_set1_ps(sw * xsc[b]), *a);
                             }
                         }
-                        for (o, a) in o.iter_mut().zip(acc) {
-                            *o = sum(a);
+                        for (k, a) in acc.into_iter().enumerate() {
+                            out[(g * 4 + k) * rows + row] = sum(a);
                         }
                     }
                     // One row at a time (decoding): two accumulators,
                     // alternating, so consecutive blocks do not wait on
                     // each other's fused multiply-add (named, not an
                     // array indexed by parity, which LLVM kept in memory).
-                    for (o, (xv, xsc)) in outs.into_remainder().iter_mut().zip(fours.remainder()) {
+                    for (i, (xv, xsc)) in xs.iter().enumerate().skip(done) {
                         let block = |b: usize, acc: __m256| {
                             let w8 = load(&w[b * BLOCK..]);
                             let x8 = load(&xv[b * BLOCK..]);
@@ -279,7 +285,7 @@ mod x86 {
                         if nb % 2 == 1 {
                             even = block(nb - 1, even);
                         }
-                        *o = sum(_mm256_add_ps(even, odd));
+                        out[i * rows + row] = sum(_mm256_add_ps(even, odd));
                     }
                 }
             }
@@ -311,10 +317,10 @@ fn rows_dot_portable(
     xs: &[f32],
     out: &mut [f32],
     i: usize,
-    m: usize,
 ) {
     let cols = xv.len();
     let nb = xs.len();
+    let rows = values.len() / cols;
     for (row, (w, ws)) in values
         .chunks_exact(cols)
         .zip(scales.chunks_exact(nb))
@@ -347,7 +353,7 @@ fn rows_dot_portable(
             acc[0] += block_dot(wb, xb) as f32 * (sw * sx);
         }
         let acc: f32 = acc.iter().sum();
-        out[row * m + i] = acc;
+        out[i * rows + row] = acc;
     }
 }
 
@@ -415,7 +421,7 @@ mod tests {
         xv[5] = 127;
         let xs: Vec<f32> = (0..cols / BLOCK).map(|i| 0.02 + i as f32 * 1e-3).collect();
         let mut plain = vec![0f32; rows];
-        rows_dot_portable(&values, &scales, &xv, &xs, &mut plain, 0, 1);
+        rows_dot_portable(&values, &scales, &xv, &xs, &mut plain, 0);
         // Five copies of the activations: a tile of four and one alone.
         let many = vec![(xv.clone(), xs.clone()); 5];
         let mut fast = vec![0f32; rows * 5];
@@ -434,7 +440,7 @@ mod tests {
             .collect();
         for r in 0..rows {
             for i in 0..5 {
-                let got = fast[r * 5 + i];
+                let got = fast[i * rows + r];
                 assert!(
                     (got - exact[r]).abs() < 1e-3,
                     "row {r}, copy {i}: {got} vs {}",
