@@ -50,6 +50,11 @@ struct Norm {
     eps: f32,
 }
 
+/// A norm's weight vector, as f32.
+fn norm_weight<R: Read + Seek>(ct: &gguf_file::Content, r: &mut R, name: &str) -> Result<Tensor> {
+    ct.tensor(r, name, &Device::Cpu)?.dequantize(&Device::Cpu)
+}
+
 impl Norm {
     fn load<R: Read + Seek>(
         ct: &gguf_file::Content,
@@ -57,7 +62,7 @@ impl Norm {
         name: &str,
         eps: f32,
     ) -> Result<Norm> {
-        let weight = ct.tensor(r, name, &Device::Cpu)?.dequantize(&Device::Cpu)?;
+        let weight = norm_weight(ct, r, name)?;
         Ok(Norm { weight, eps })
     }
 
@@ -144,11 +149,7 @@ impl HeadNorm {
         name: &str,
         eps: f32,
     ) -> Result<HeadNorm> {
-        let weight = ct
-            .tensor(r, name, &Device::Cpu)?
-            .dequantize(&Device::Cpu)?
-            .flatten_all()?
-            .to_vec1()?;
+        let weight = norm_weight(ct, r, name)?.flatten_all()?.to_vec1()?;
         Ok(HeadNorm { weight, eps })
     }
 
