@@ -1,5 +1,6 @@
 //! Models run in-process on the CPU with candle.
 
+mod bert;
 pub mod chat;
 mod decoder;
 pub mod embed;
