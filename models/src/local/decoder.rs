@@ -24,6 +24,7 @@
 //! The GGUF converter has already added Gemma's `1 +` to every norm
 //! weight, so the norms here multiply by the stored weight as is.
 
+use super::math::{dot, exp, sum8};
 use super::q8::Q8Matrix;
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{Device, Module, Result, Tensor};
@@ -524,11 +525,10 @@ fn attention(q: &[f32], cache: &KvCache, s: &Step, window: Option<usize>) -> Vec
                 max = max.max(score);
                 weights.push(score);
             }
-            let mut total = 0f32;
             for w in &mut weights {
-                *w = (*w - max).exp();
-                total += *w;
+                *w = exp(*w - max);
             }
+            let total = sum8(&weights);
             for (j, w) in keys.clone().zip(&weights) {
                 let vj = &cache.v[j * entry + g * hd..][..hd];
                 for (o, v) in oh.iter_mut().zip(vj) {
@@ -542,20 +542,6 @@ fn attention(q: &[f32], cache: &KvCache, s: &Step, window: Option<usize>) -> Vec
         }
     }
     out
-}
-
-/// A dot product in eight independent sums, so it vectorizes.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a8, ar) = a.split_at(a.len() / 8 * 8);
-    let (b8, br) = b.split_at(a8.len());
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(x, y)| x * y).sum::<f32>()
 }
 
 #[cfg(test)]

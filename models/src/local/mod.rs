@@ -5,6 +5,7 @@ pub mod chat;
 mod decoder;
 pub mod embed;
 pub mod guided;
+mod math;
 mod q8;
 mod spm;
 pub mod template;
