@@ -112,6 +112,13 @@ enum Failure {
     Run(anyhow::Error),
 }
 
+/// mimalloc rather than glibc's allocator: local inference allocates and
+/// frees tensors of megabytes per layer, which glibc hands back to the
+/// kernel and faults in again each time (embedding 1,000 log lines took
+/// 13.3 s with it, 10.7 s with mimalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

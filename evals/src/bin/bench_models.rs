@@ -110,6 +110,11 @@ fn sentences(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The allocator cerebro runs with (see `web/src/main.rs`), so the
+/// figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(side) = &args.side {
