@@ -462,8 +462,15 @@ impl Layer {
             }
             rope.apply(head, s.pos + i / s.kv_heads, s.interleaved);
         }
+        let entry = s.kv_heads * hd;
         if self.cache.k.is_empty() {
             self.cache.first = s.pos;
+        }
+        let next = self.cache.first + self.cache.k.len() / entry;
+        if next != s.pos {
+            // Attention reads positions from the cache's length: a gap or
+            // an overlap would silently mix up positions.
+            candle_core::bail!("position {} does not follow the cached {next}", s.pos);
         }
         self.cache.k.extend_from_slice(&k);
         self.cache.v.extend_from_slice(&v);
@@ -475,7 +482,6 @@ impl Layer {
             let keep_from = (s.pos + s.t + 1).saturating_sub(w);
             let drop = keep_from.saturating_sub(self.cache.first);
             if drop >= 64 {
-                let entry = s.kv_heads * hd;
                 self.cache.k.drain(..drop * entry);
                 self.cache.v.drain(..drop * entry);
                 self.cache.first += drop;
