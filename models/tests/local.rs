@@ -253,10 +253,12 @@ async fn gemma3_tokenizes_and_continues_text_as_llama_cpp_does() {
     )
     .await;
     // The comparison must cover real text, not stop at once. Measured: 78
-    // of 96 here; 54 with the sliding window switched off (the long prompt
-    // leaves llama.cpp's path early), and SiLU for GELU fails: it leaves the
-    // path of the second prompt at a step where llama.cpp's lead is 0.7.
-    assert!(compared >= 66, "only {compared} tokens were the same");
+    // and 59 of 96 with two correct kernels (their sums round differently,
+    // and the first and third prompts meet near-ties), every parting at a
+    // lead under 0.25. What catches mistakes is that lead: SiLU for GELU
+    // leaves the second prompt's path where llama.cpp leads by 0.7, and
+    // the global rotary base on the sliding layers leaves the first.
+    assert!(compared >= 48, "only {compared} tokens were the same");
 }
 
 /// The awkward texts and a ChatML turn (Qwen's and SmolLM2's format).
@@ -274,7 +276,7 @@ async fn qwen2_tokenizes_and_continues_text_as_llama_cpp_does() {
         &continuation_prompts(""),
     )
     .await;
-    // Measured: 61 and 76 of 96; every parting at a lead under 0.02.
+    // Measured: 61, 65 and 76 of 96; every parting at a lead under 0.02.
     assert!(compared >= 48, "only {compared} tokens were the same");
 }
 
@@ -286,7 +288,7 @@ async fn smollm2_tokenizes_and_continues_text_as_llama_cpp_does() {
         &continuation_prompts(""),
     )
     .await;
-    // SmolLM2 meets many near-ties: measured 30 and 44 of 96 with two
+    // SmolLM2 meets many near-ties: measured 30, 44 and 78 of 96 with
     // correct kernels (different rounding), every parting at a lead under
     // 0.25. The check that matters is that lead: rotating halves instead of
     // adjacent pairs (Qwen's and Gemma's way, wrong for Llama's GGUF) leaves
