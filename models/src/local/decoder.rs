@@ -24,7 +24,7 @@
 //! The GGUF converter has already added Gemma's `1 +` to every norm
 //! weight, so the norms here multiply by the stored weight as is.
 
-use super::math::{dot, exp, sum8};
+use super::math::{dot, exp, gelu_tanh_in_place, sum8};
 use super::q8::Q8Matrix;
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{Device, Module, Result, Tensor};
@@ -411,7 +411,12 @@ impl Decoder {
             let h = layer.ffn_norm.forward(&x)?;
             let gate = layer.gate.forward(&h)?;
             let gate = match self.family {
-                Family::Gemma3 => gate.gelu()?,
+                Family::Gemma3 => {
+                    let shape = gate.shape().clone();
+                    let mut v = gate.flatten_all()?.to_vec1::<f32>()?;
+                    gelu_tanh_in_place(&mut v);
+                    Tensor::from_vec(v, shape, &Device::Cpu)?
+                }
                 Family::Qwen2 | Family::Llama => candle_nn::ops::silu(&gate)?,
             };
             let h = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;

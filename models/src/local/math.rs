@@ -60,9 +60,38 @@ pub(super) fn erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
+/// GELU in its tanh form (Gemma's): `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`,
+/// with `tanh(u) = 1 - 2 / (e^{2u} + 1)` so it vectorizes (candle's calls
+/// libm's `tanhf` per value: 17% of a Gemma 3 prompt).
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+pub(super) fn gelu_tanh_in_place(xs: &mut [f32]) {
+    const C: f32 = 0.797_884_6; // √(2/π)
+    for x in xs {
+        let u = C * (*x + 0.044_715 * *x * *x * *x);
+        let tanh = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+        *x = 0.5 * *x * (1.0 + tanh);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_tanh_matches_the_formula() {
+        let xs: Vec<f32> = (-800..=800).map(|i| i as f32 / 100.0).collect();
+        let mut ours = xs.clone();
+        gelu_tanh_in_place(&mut ours);
+        for (x, got) in xs.iter().zip(ours) {
+            let x64 = f64::from(*x);
+            let u = (2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3));
+            let want = 0.5 * x64 * (1.0 + u.tanh());
+            assert!(
+                (f64::from(got) - want).abs() < 2e-6,
+                "gelu({x}) = {got} vs {want}"
+            );
+        }
+    }
 
     #[test]
     fn exp_and_erf_match_the_library_functions() {
