@@ -50,11 +50,6 @@ fn mean(v: &[f64]) -> f64 {
     if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
-fn sse(v: &[f64]) -> f64 {
-    let m = mean(v);
-    v.iter().map(|x| (x - m).powi(2)).sum()
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -132,27 +127,62 @@ fn segment(values: &[f64], offset: usize, out: &mut Vec<usize>, depth: usize) {
     if depth > 3 || n < 2 * MIN_SEGMENT {
         return;
     }
-    let total = sse(values);
-    let mut best: Option<(usize, f64)> = None;
-    for k in MIN_SEGMENT..=n - MIN_SEGMENT {
-        let (l, r) = values.split_at(k);
-        let reduction = total - sse(l) - sse(r);
-        if best.is_none_or(|(_, b)| reduction > b) {
-            best = Some((k, reduction));
+    // Prefix sums make every candidate split's cost O(1).
+    let mut sum = vec![0.0; n + 1];
+    let mut sq = vec![0.0; n + 1];
+    for (i, v) in values.iter().enumerate() {
+        sum[i + 1] = sum[i] + v;
+        sq[i + 1] = sq[i] + v * v;
+    }
+    let cost = |a: usize, b: usize| -> f64 {
+        let k = (b - a) as f64;
+        if k == 0.0 { 0.0 } else { (sq[b] - sq[a]) - (sum[b] - sum[a]).powi(2) / k }
+    };
+    let total = cost(0, n);
+    // One split (a level shift), or an inner stretch against the rest (a
+    // spike or a dip, which a single split cannot isolate).
+    let mut best: Option<(usize, usize, f64)> = None;
+    for i in MIN_SEGMENT..=n - MIN_SEGMENT {
+        let reduction = total - cost(0, i) - cost(i, n);
+        if best.is_none_or(|b| reduction > b.2) {
+            best = Some((i, n, reduction));
         }
     }
-    let Some((k, _)) = best else { return };
-    let (l, r) = values.split_at(k);
-    let (ml, mr) = (mean(l), mean(r));
-    let shift = (mr - ml).abs();
-    let noise = ((sse(l) + sse(r)) / (n as f64 - 2.0).max(1.0)).sqrt();
-    let level = ml.abs().max(mr.abs());
+    // Quadratic: only on series short enough to stay cheap.
+    if n <= 720 {
+        for i in 1..n {
+            for j in i + 1..n {
+                let inside = cost(i, j);
+                let k_out = (n - (j - i)) as f64;
+                let s_out = sum[n] - (sum[j] - sum[i]);
+                let q_out = sq[n] - (sq[j] - sq[i]);
+                let outside = q_out - s_out * s_out / k_out;
+                let reduction = total - inside - outside;
+                if best.is_none_or(|b| reduction > b.2 * 1.05) {
+                    best = Some((i, j, reduction));
+                }
+            }
+        }
+    }
+    let Some((i, j, reduction)) = best else { return };
+    let inside = values.get(i..j).unwrap_or(&[]);
+    let outside: Vec<f64> = values.iter().take(i).chain(values.iter().skip(j)).copied().collect();
+    let (mo, mi) = (mean(&outside), mean(inside));
+    let shift = (mi - mo).abs();
+    let noise = ((total - reduction).max(0.0) / (n as f64 - 2.0).max(1.0)).sqrt();
+    let level = mo.abs().max(mi.abs());
     if shift <= MIN_RELATIVE_SHIFT * level || shift <= 4.0 * noise || shift == 0.0 {
         return;
     }
-    out.push(offset + k);
-    segment(l, offset, out, depth + 1);
-    segment(r, offset + k, out, depth + 1);
+    out.push(offset + i);
+    if j < n {
+        out.push(offset + j);
+    }
+    let (head, rest) = values.split_at(i);
+    let (middle, tail) = rest.split_at(j - i);
+    segment(head, offset, out, depth + 1);
+    segment(middle, offset + i, out, depth + 1);
+    segment(tail, offset + j, out, depth + 1);
 }
 
 /// Level shifts, with a short excursion that comes back called a spike.
@@ -215,9 +245,14 @@ fn outliers(samples: &[(i64, f64)], values: &[f64], cps: &[usize]) -> Vec<Event>
     if scale <= 0.0 {
         return Vec::new();
     }
+    // A point must also stand out against the whole graph: a wobble on a
+    // very quiet series has a large z but nothing to see.
+    let range = values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - values.iter().copied().fold(f64::INFINITY, f64::min);
     let mut found: Vec<(f64, usize)> = residuals
         .iter()
         .enumerate()
+        .filter(|(_, r)| r.abs() > 0.1 * range)
         .map(|(i, r)| (r / scale, i))
         .filter(|(z, _)| z.abs() > OUTLIER_Z)
         .collect();

@@ -456,7 +456,8 @@ impl PrometheusTools {
             .map(|al| {
                 let since = al.active_at.map(|t| format!(" since {}", t.format("%Y-%m-%dT%H:%M:%SZ"))).unwrap_or_default();
                 let summary = al.annotations.get("summary").map(|s| format!(" — {s}")).unwrap_or_default();
-                format!("{} {}{since}{summary}", al.state, format_labels(&al.labels, &[]))
+                let name = al.labels.get("alertname").map_or("", String::as_str);
+                format!("{} {name} {}{since}{summary}", al.state, format_labels(&al.labels, &["alertname"]))
             })
             .collect();
         let text = format!("{} alerts\n{}", alerts.len(), cap(lines, "alerts"));
