@@ -299,7 +299,10 @@ impl RawWorld {
             let step = parse_duration(&s.step)
                 .map_err(|m| bad(format!("world.prometheus.series[{i}].step"), m))?;
             if step <= Duration::zero() {
-                return Err(bad(format!("world.prometheus.series[{i}].step"), "step must be positive".into()));
+                return Err(bad(
+                    format!("world.prometheus.series[{i}].step"),
+                    "step must be positive".into(),
+                ));
             }
             series.push(Series {
                 labels: s.labels,
@@ -310,7 +313,8 @@ impl RawWorld {
         }
         let mut changes = Vec::with_capacity(self.changes.len());
         for (i, c) in self.changes.into_iter().enumerate() {
-            let at = resolve_time(&c.at, now).map_err(|m| bad(format!("world.changes[{i}].at"), m))?;
+            let at =
+                resolve_time(&c.at, now).map_err(|m| bad(format!("world.changes[{i}].at"), m))?;
             changes.push(Change {
                 at,
                 kind: c.kind,
@@ -389,15 +393,20 @@ mod tests {
 
     #[test]
     fn a_missing_required_field_is_named() {
-        let e = Scenario::from_yaml("id: x\ntitle: t\ntrigger: {}\nexpect: {}\nworld:\n  prometheus: {series: []}\n")
-            .unwrap_err();
+        let e = Scenario::from_yaml(
+            "id: x\ntitle: t\ntrigger: {}\nexpect: {}\nworld:\n  prometheus: {series: []}\n",
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("`world.now`"), "{text}");
         let e = Scenario::from_yaml("title: t\n").unwrap_err();
         assert!(e.to_string().contains("`id`"), "{e}");
         let e = World::from_yaml("now: 2026-01-01T00:00:00Z\nprometheus:\n  series:\n    - {labels: {}, start: -5m, values: []}\n")
             .unwrap_err();
-        assert!(e.to_string().contains("world") || e.to_string().contains("step"), "{e}");
+        assert!(
+            e.to_string().contains("world") || e.to_string().contains("step"),
+            "{e}"
+        );
         assert!(e.to_string().contains("step"), "{e}");
     }
 
@@ -405,7 +414,10 @@ mod tests {
     fn a_bad_time_names_the_field_and_unknown_fields_are_ignored() {
         let yaml = "now: 2026-01-01T00:00:00Z\nextra: 1\nprometheus:\n  series:\n    - {labels: {__name__: up}, start: yesterday, step: 1m, values: [1]}\n";
         let e = World::from_yaml(yaml).unwrap_err();
-        assert!(e.to_string().contains("world.prometheus.series[0].start"), "{e}");
+        assert!(
+            e.to_string().contains("world.prometheus.series[0].start"),
+            "{e}"
+        );
         let ok = World::from_yaml("now: 2026-01-01T00:00:00Z\nextra: 1\nchanges:\n  - {at: 2025-12-31T23:00:00Z, kind: rollback, target: x, description: d}\n").unwrap();
         assert_eq!(ok.changes[0].kind, ChangeKind::Other);
         assert_eq!(ok.changes[0].at.to_rfc3339(), "2025-12-31T23:00:00+00:00");
@@ -414,11 +426,23 @@ mod tests {
     #[test]
     fn offsets_and_durations() {
         let now: DateTime<Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
-        assert_eq!(resolve_time("-90m", now).unwrap(), now - Duration::minutes(90));
-        assert_eq!(resolve_time("-2h15m", now).unwrap(), now - Duration::minutes(135));
+        assert_eq!(
+            resolve_time("-90m", now).unwrap(),
+            now - Duration::minutes(90)
+        );
+        assert_eq!(
+            resolve_time("-2h15m", now).unwrap(),
+            now - Duration::minutes(135)
+        );
         assert_eq!(resolve_time("0s", now).unwrap(), now);
-        assert_eq!(resolve_time("+30s", now).unwrap(), now + Duration::seconds(30));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::milliseconds(500));
+        assert_eq!(
+            resolve_time("+30s", now).unwrap(),
+            now + Duration::seconds(30)
+        );
+        assert_eq!(
+            parse_duration("500ms").unwrap(),
+            Duration::milliseconds(500)
+        );
         for bad in ["", "-", "5", "m", "5x", "1h-5m", "7910m5"] {
             assert!(resolve_time(bad, now).is_err(), "{bad}");
         }

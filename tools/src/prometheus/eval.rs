@@ -30,7 +30,10 @@ pub enum Value {
 }
 
 /// Series that every matcher accepts (a missing label is the empty string).
-pub fn select<'a>(store: &'a [StoredSeries], matchers: &'a [Matcher]) -> impl Iterator<Item = &'a StoredSeries> + 'a {
+pub fn select<'a>(
+    store: &'a [StoredSeries],
+    matchers: &'a [Matcher],
+) -> impl Iterator<Item = &'a StoredSeries> + 'a {
     store.iter().filter(move |s| {
         matchers
             .iter()
@@ -44,13 +47,20 @@ pub fn eval(expr: &Expr, store: &[StoredSeries], t: i64) -> Result<Value, String
         Expr::Number(n) => Ok(Value::Scalar(*n)),
         Expr::Neg(e) => match eval(e, store, t)? {
             Value::Scalar(v) => Ok(Value::Scalar(-v)),
-            Value::Vector(v) => Ok(Value::Vector(v.into_iter().map(|(l, x)| (drop_name(l), -x)).collect())),
+            Value::Vector(v) => Ok(Value::Vector(
+                v.into_iter().map(|(l, x)| (drop_name(l), -x)).collect(),
+            )),
             Value::Matrix(_) => Err("cannot negate a range vector".into()),
         },
         Expr::Selector(m) => {
             let mut out = Vec::new();
             for s in select(store, m) {
-                if let Some(&(_, v)) = s.samples.iter().rev().find(|(ts, _)| *ts <= t && *ts >= t - LOOKBACK_MS) {
+                if let Some(&(_, v)) = s
+                    .samples
+                    .iter()
+                    .rev()
+                    .find(|(ts, _)| *ts <= t && *ts >= t - LOOKBACK_MS)
+                {
                     out.push((s.labels.clone(), v));
                 }
             }
@@ -90,7 +100,12 @@ pub fn eval(expr: &Expr, store: &[StoredSeries], t: i64) -> Result<Value, String
             lhs,
             rhs,
             return_bool,
-        } => binary(*op, *return_bool, eval(lhs, store, t)?, eval(rhs, store, t)?),
+        } => binary(
+            *op,
+            *return_bool,
+            eval(lhs, store, t)?,
+            eval(rhs, store, t)?,
+        ),
     }
 }
 
@@ -109,7 +124,11 @@ pub fn drop_name(mut l: Labels) -> Labels {
 fn call(name: &str, args: &[Expr], store: &[StoredSeries], t: i64) -> Result<Value, String> {
     match (name, args) {
         ("abs", [e]) => match eval(e, store, t)? {
-            Value::Vector(v) => Ok(Value::Vector(v.into_iter().map(|(l, x)| (drop_name(l), x.abs())).collect())),
+            Value::Vector(v) => Ok(Value::Vector(
+                v.into_iter()
+                    .map(|(l, x)| (drop_name(l), x.abs()))
+                    .collect(),
+            )),
             _ => Err("abs() expects an instant vector".into()),
         },
         ("histogram_quantile", [q, e]) => {
@@ -136,11 +155,19 @@ fn call(name: &str, args: &[Expr], store: &[StoredSeries], t: i64) -> Result<Val
             }
             Ok(Value::Vector(out))
         }
-        _ => Err(format!("the function `{name}` is not supported by the scenario replay")),
+        _ => Err(format!(
+            "the function `{name}` is not supported by the scenario replay"
+        )),
     }
 }
 
-fn range_function(name: &str, w: &[(i64, f64)], start: i64, end: i64, range: i64) -> Result<Option<f64>, String> {
+fn range_function(
+    name: &str,
+    w: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    range: i64,
+) -> Result<Option<f64>, String> {
     let values = || w.iter().map(|(_, v)| *v);
     let n = w.len() as f64;
     Ok(match name {
@@ -153,15 +180,30 @@ fn range_function(name: &str, w: &[(i64, f64)], start: i64, end: i64, range: i64
         "avg_over_time" => Some(values().sum::<f64>() / n),
         "sum_over_time" => Some(values().sum()),
         "count_over_time" => Some(n),
-        "min_over_time" => values().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| if v < m || m.is_nan() { v } else { m }))),
-        "max_over_time" => values().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| if v > m || m.is_nan() { v } else { m }))),
+        "min_over_time" => values().fold(None, |m: Option<f64>, v| {
+            Some(m.map_or(v, |m| if v < m || m.is_nan() { v } else { m }))
+        }),
+        "max_over_time" => values().fold(None, |m: Option<f64>, v| {
+            Some(m.map_or(v, |m| if v > m || m.is_nan() { v } else { m }))
+        }),
         "last_over_time" => w.last().map(|(_, v)| *v),
-        _ => return Err(format!("the function `{name}` is not supported by the scenario replay")),
+        _ => {
+            return Err(format!(
+                "the function `{name}` is not supported by the scenario replay"
+            ));
+        }
     })
 }
 
 /// `extrapolatedRate` of Prometheus 2.x.
-fn extrapolated(w: &[(i64, f64)], start: i64, end: i64, counter: bool, per_second: bool, range: i64) -> Option<f64> {
+fn extrapolated(
+    w: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    counter: bool,
+    per_second: bool,
+    range: i64,
+) -> Option<f64> {
     let (&(first_t, first_v), &(last_t, last_v)) = (w.first()?, w.last()?);
     if w.len() < 2 {
         return None;
@@ -188,8 +230,16 @@ fn extrapolated(w: &[(i64, f64)], start: i64, end: i64, counter: bool, per_secon
     }
     let threshold = average_gap * 1.1;
     let mut interval = sampled;
-    interval += if to_start < threshold { to_start } else { average_gap / 2.0 };
-    interval += if to_end < threshold { to_end } else { average_gap / 2.0 };
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        average_gap / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        average_gap / 2.0
+    };
     result *= interval / sampled;
     if per_second {
         result /= range as f64 / 1000.0;
@@ -198,7 +248,9 @@ fn extrapolated(w: &[(i64, f64)], start: i64, end: i64, counter: bool, per_secon
 }
 
 fn irate(w: &[(i64, f64)]) -> Option<f64> {
-    let [.., (pt, pv), (lt, lv)] = w else { return None };
+    let [.., (pt, pv), (lt, lv)] = w else {
+        return None;
+    };
     let dt = (lt - pt) as f64 / 1000.0;
     if dt == 0.0 {
         return None;
@@ -243,10 +295,18 @@ fn group_key(labels: &Labels, grouping: &Grouping) -> Labels {
     }
 }
 
-fn aggregate(op: AggOp, grouping: &Grouping, k: Option<f64>, v: Vec<(Labels, f64)>) -> Vec<(Labels, f64)> {
+fn aggregate(
+    op: AggOp,
+    grouping: &Grouping,
+    k: Option<f64>,
+    v: Vec<(Labels, f64)>,
+) -> Vec<(Labels, f64)> {
     let mut groups: BTreeMap<Labels, Vec<(Labels, f64)>> = BTreeMap::new();
     for (l, x) in v {
-        groups.entry(group_key(&l, grouping)).or_default().push((l, x));
+        groups
+            .entry(group_key(&l, grouping))
+            .or_default()
+            .push((l, x));
     }
     let mut out = Vec::new();
     for (key, members) in groups {
@@ -266,7 +326,11 @@ fn aggregate(op: AggOp, grouping: &Grouping, k: Option<f64>, v: Vec<(Labels, f64
                 let mut members = members;
                 // NaN sorts last for both, as in Prometheus.
                 members.sort_by(|a, b| {
-                    let ord = if op == AggOp::Topk { b.1.partial_cmp(&a.1) } else { a.1.partial_cmp(&b.1) };
+                    let ord = if op == AggOp::Topk {
+                        b.1.partial_cmp(&a.1)
+                    } else {
+                        a.1.partial_cmp(&b.1)
+                    };
                     ord.unwrap_or_else(|| a.1.is_nan().cmp(&b.1.is_nan()))
                 });
                 out.extend(members.into_iter().take(k as usize));
@@ -310,14 +374,20 @@ fn combine(op: BinOp, return_bool: bool, a: f64, b: f64, keep: f64) -> Option<f6
 
 fn binary(op: BinOp, return_bool: bool, lhs: Value, rhs: Value) -> Result<Value, String> {
     let rename = |l: Labels| {
-        if !op.is_comparison() || return_bool { drop_name(l) } else { l }
+        if !op.is_comparison() || return_bool {
+            drop_name(l)
+        } else {
+            l
+        }
     };
     match (lhs, rhs) {
         (Value::Scalar(a), Value::Scalar(b)) => {
             if op.is_comparison() && !return_bool {
                 return Err("comparisons between scalars must use the bool modifier".into());
             }
-            Ok(Value::Scalar(combine(op, return_bool, a, b, a).unwrap_or(f64::NAN)))
+            Ok(Value::Scalar(
+                combine(op, return_bool, a, b, a).unwrap_or(f64::NAN),
+            ))
         }
         (Value::Vector(v), Value::Scalar(b)) => Ok(Value::Vector(
             v.into_iter()
@@ -366,7 +436,10 @@ fn histogram_quantile(q: f64, v: Vec<(Labels, f64)>) -> Vec<(Labels, f64)> {
         let Some(le) = labels.remove("le").and_then(|le| super::parse_value(&le)) else {
             continue;
         };
-        groups.entry(drop_name(labels)).or_default().push((le, count));
+        groups
+            .entry(drop_name(labels))
+            .or_default()
+            .push((le, count));
     }
     groups
         .into_iter()

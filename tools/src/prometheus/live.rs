@@ -35,7 +35,9 @@ impl LivePrometheus {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| ToolError::Backend(format!("building the http client for prometheus: {e}")))?;
+            .map_err(|e| {
+                ToolError::Backend(format!("building the http client for prometheus: {e}"))
+            })?;
         Ok(LivePrometheus {
             base: base.trim_end_matches('/').to_owned(),
             http,
@@ -47,9 +49,19 @@ impl LivePrometheus {
         &self.base
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, params: &[(&str, String)]) -> Result<T, ToolError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<T, ToolError> {
         let url = format!("{}{path}", self.base);
-        let response = self.http.get(&url).query(params).send().await.map_err(|e| self.transport(&e))?;
+        let response = self
+            .http
+            .get(&url)
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| self.transport(&e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.transport(&e))?;
         let envelope: Envelope<T> = match serde_json::from_str(&body) {
@@ -82,7 +94,10 @@ impl LivePrometheus {
             "unavailable" => ToolError::Unavailable(format!("{}: {error}", self.describe())),
             // `execution` (e.g. many-to-many matching) is also the query's fault.
             "execution" => ToolError::InvalidArguments(error),
-            _ => ToolError::Backend(format!("{} ({kind}, HTTP {status}): {error}", self.describe())),
+            _ => ToolError::Backend(format!(
+                "{} ({kind}, HTTP {status}): {error}",
+                self.describe()
+            )),
         })
     }
 
@@ -90,7 +105,11 @@ impl LivePrometheus {
         if e.is_timeout() {
             ToolError::Timeout(self.timeout)
         } else if e.is_connect() {
-            ToolError::Backend(format!("{} is unreachable: {}", self.describe(), root_cause(e)))
+            ToolError::Backend(format!(
+                "{} is unreachable: {}",
+                self.describe(),
+                root_cause(e)
+            ))
         } else {
             ToolError::Backend(format!("querying {}: {}", self.describe(), root_cause(e)))
         }
@@ -115,7 +134,10 @@ fn step_param(step: Duration) -> String {
     format!("{}", step.as_secs_f64())
 }
 
-fn with_matchers(mut params: Vec<(&'static str, String)>, matchers: &[String]) -> Vec<(&'static str, String)> {
+fn with_matchers(
+    mut params: Vec<(&'static str, String)>,
+    matchers: &[String],
+) -> Vec<(&'static str, String)> {
     params.extend(matchers.iter().map(|m| ("match[]", m.clone())));
     params
 }
@@ -131,7 +153,11 @@ impl PrometheusApi for LivePrometheus {
     }
 
     async fn query(&self, query: &str, time: DateTime<Utc>) -> Result<QueryData, ToolError> {
-        self.get("/api/v1/query", &[("query", query.to_owned()), ("time", ts(time))]).await
+        self.get(
+            "/api/v1/query",
+            &[("query", query.to_owned()), ("time", ts(time))],
+        )
+        .await
     }
 
     async fn query_range(
@@ -161,12 +187,19 @@ impl PrometheusApi for LivePrometheus {
     }
 
     async fn label_names(&self, matchers: &[String]) -> Result<Vec<String>, ToolError> {
-        self.get("/api/v1/labels", &with_matchers(Vec::new(), matchers)).await
+        self.get("/api/v1/labels", &with_matchers(Vec::new(), matchers))
+            .await
     }
 
-    async fn label_values(&self, label: &str, matchers: &[String]) -> Result<Vec<String>, ToolError> {
+    async fn label_values(
+        &self,
+        label: &str,
+        matchers: &[String],
+    ) -> Result<Vec<String>, ToolError> {
         if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ToolError::InvalidArguments(format!("{label:?} is not a label name")));
+            return Err(ToolError::InvalidArguments(format!(
+                "{label:?} is not a label name"
+            )));
         }
         let path = format!("/api/v1/label/{label}/values");
         self.get(&path, &with_matchers(Vec::new(), matchers)).await
@@ -181,6 +214,7 @@ impl PrometheusApi for LivePrometheus {
     }
 
     async fn targets(&self) -> Result<TargetsData, ToolError> {
-        self.get("/api/v1/targets", &[("state", "active".to_owned())]).await
+        self.get("/api/v1/targets", &[("state", "active".to_owned())])
+            .await
     }
 }

@@ -57,7 +57,11 @@ pub trait PrometheusApi: Send + Sync {
     /// `GET /api/v1/labels`.
     async fn label_names(&self, matchers: &[String]) -> Result<Vec<String>, ToolError>;
     /// `GET /api/v1/label/{name}/values`; `__name__` lists metric names.
-    async fn label_values(&self, label: &str, matchers: &[String]) -> Result<Vec<String>, ToolError>;
+    async fn label_values(
+        &self,
+        label: &str,
+        matchers: &[String],
+    ) -> Result<Vec<String>, ToolError>;
     /// `GET /api/v1/alerts`.
     async fn alerts(&self) -> Result<AlertsData, ToolError>;
     /// `GET /api/v1/rules`.
@@ -114,7 +118,11 @@ pub fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -142,7 +150,8 @@ impl Serialize for Sample {
 impl<'de> Deserialize<'de> for Sample {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (t, v): (f64, String) = Deserialize::deserialize(d)?;
-        let v = parse_value(&v).ok_or_else(|| de::Error::custom(format!("sample value {v:?} is not a number")))?;
+        let v = parse_value(&v)
+            .ok_or_else(|| de::Error::custom(format!("sample value {v:?} is not a number")))?;
         Ok(Sample {
             t_ms: (t * 1000.0).round() as i64,
             v,

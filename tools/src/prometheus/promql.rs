@@ -86,7 +86,10 @@ pub enum BinOp {
 
 impl BinOp {
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le)
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
+        )
     }
     fn precedence(self) -> u8 {
         match self {
@@ -184,8 +187,17 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
                 i += 1;
             }
             '[' => {
-                let end = chars[i..].iter().position(|&c| c == ']').ok_or("unclosed `[`")?;
-                out.push(Tok::Range(chars[i + 1..i + end].iter().collect::<String>().trim().to_owned()));
+                let end = chars[i..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .ok_or("unclosed `[`")?;
+                out.push(Tok::Range(
+                    chars[i + 1..i + end]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_owned(),
+                ));
                 i += end + 1;
             }
             '"' | '\'' | '`' => {
@@ -196,10 +208,15 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
             '@' => return Err("the `@` modifier is not supported by the scenario replay".into()),
             c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
                 let start = i;
-                while chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '.') {
+                while chars
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '.')
+                {
                     // exponent sign: 1e-3
                     i += 1;
-                    if matches!(chars.get(i - 1), Some('e' | 'E')) && matches!(chars.get(i), Some('+' | '-')) {
+                    if matches!(chars.get(i - 1), Some('e' | 'E'))
+                        && matches!(chars.get(i), Some('+' | '-'))
+                    {
                         i += 1;
                     }
                 }
@@ -211,7 +228,10 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
             }
             c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
                 let start = i;
-                while chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':') {
+                while chars
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                {
                     i += 1;
                 }
                 out.push(Tok::Ident(chars[start..i].iter().collect()));
@@ -221,7 +241,11 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
                 let op = ["==", "!=", "=~", "!~", ">=", "<="]
                     .into_iter()
                     .find(|o| *o == two)
-                    .or_else(|| ["=", "+", "-", "*", "/", "%", "^", ">", "<"].into_iter().find(|o| o.starts_with(c)))
+                    .or_else(|| {
+                        ["=", "+", "-", "*", "/", "%", "^", ">", "<"]
+                            .into_iter()
+                            .find(|o| o.starts_with(c))
+                    })
                     .ok_or_else(|| format!("unexpected character {c:?}"))?;
                 out.push(Tok::Op(op));
                 i += op.len();
@@ -299,8 +323,15 @@ impl Parser {
     fn expect(&mut self, want: &Tok) -> Result<(), String> {
         match self.next() {
             Some(t) if &t == want => Ok(()),
-            Some(t) => Err(format!("expected {} but found {}", describe(want), describe(&t))),
-            None => Err(format!("expected {} but the expression ended", describe(want))),
+            Some(t) => Err(format!(
+                "expected {} but found {}",
+                describe(want),
+                describe(&t)
+            )),
+            None => Err(format!(
+                "expected {} but the expression ended",
+                describe(want)
+            )),
         }
     }
 
@@ -333,7 +364,9 @@ impl Parser {
             if let Some(Tok::Ident(w)) = self.peek()
                 && matches!(w.as_str(), "and" | "or" | "unless" | "atan2")
             {
-                return Err(format!("the `{w}` operator is not supported by the scenario replay"));
+                return Err(format!(
+                    "the `{w}` operator is not supported by the scenario replay"
+                ));
             }
             let Some(op) = self.binop() else { break };
             let prec = op.precedence();
@@ -394,7 +427,9 @@ impl Parser {
                 let r = r.clone();
                 self.pos += 1;
                 if r.contains(':') {
-                    return Err(format!("subqueries (`[{r}]`) are not supported by the scenario replay"));
+                    return Err(format!(
+                        "subqueries (`[{r}]`) are not supported by the scenario replay"
+                    ));
                 }
                 let Expr::Selector(m) = e else {
                     return Err(format!("a range `[{r}]` must follow a metric selector"));
@@ -449,7 +484,9 @@ impl Parser {
             "topk" => Some(AggOp::Topk),
             "bottomk" => Some(AggOp::Bottomk),
             "stddev" | "stdvar" | "quantile" | "count_values" | "group" => {
-                return Err(format!("the `{name}` aggregation is not supported by the scenario replay"));
+                return Err(format!(
+                    "the `{name}` aggregation is not supported by the scenario replay"
+                ));
             }
             _ => None,
         };
@@ -458,6 +495,13 @@ impl Parser {
         }
         match self.peek() {
             Some(Tok::LParen) => {
+                if !RANGE_FUNCTIONS.contains(&name.as_str())
+                    && !matches!(name.as_str(), "abs" | "histogram_quantile")
+                {
+                    return Err(format!(
+                        "the function `{name}` is not supported by the scenario replay (supported: {SUBSET})"
+                    ));
+                }
                 self.pos += 1;
                 let mut args = Vec::new();
                 if self.peek() != Some(&Tok::RParen) {
@@ -478,7 +522,11 @@ impl Parser {
                 self.pos += 1;
                 self.matchers(Some(&name)).map(Expr::Selector)
             }
-            _ => Ok(Expr::Selector(vec![Matcher::new("__name__", MatchOp::Eq, &name)?])),
+            _ => Ok(Expr::Selector(vec![Matcher::new(
+                "__name__",
+                MatchOp::Eq,
+                &name,
+            )?])),
         }
     }
 
@@ -519,11 +567,20 @@ impl Parser {
                 Some(Tok::RParen) => break,
                 Some(Tok::Ident(l)) => labels.push(l),
                 Some(Tok::Comma) => {}
-                Some(t) => return Err(format!("expected a label name in the grouping, found {}", describe(&t))),
+                Some(t) => {
+                    return Err(format!(
+                        "expected a label name in the grouping, found {}",
+                        describe(&t)
+                    ));
+                }
                 None => return Err("unclosed grouping `(`".into()),
             }
         }
-        Ok(if by { Grouping::By(labels) } else { Grouping::Without(labels) })
+        Ok(if by {
+            Grouping::By(labels)
+        } else {
+            Grouping::Without(labels)
+        })
     }
 
     /// After `{`: `label op "value"`, … `}`.
@@ -537,7 +594,12 @@ impl Parser {
                 Some(Tok::RBrace) => break,
                 Some(Tok::Comma) => continue,
                 Some(Tok::Ident(l)) => l,
-                Some(t) => return Err(format!("expected a label name in the selector, found {}", describe(&t))),
+                Some(t) => {
+                    return Err(format!(
+                        "expected a label name in the selector, found {}",
+                        describe(&t)
+                    ));
+                }
                 None => return Err("unclosed `{`".into()),
             };
             let op = match self.next() {
@@ -561,7 +623,9 @@ fn check_call(name: &str, args: &[Expr]) -> Result<(), String> {
     let range_arg = |args: &[Expr]| matches!(args, [Expr::Range(..)]);
     if RANGE_FUNCTIONS.contains(&name) {
         if !range_arg(args) {
-            return Err(format!("{name}() takes one range selector such as metric[5m]"));
+            return Err(format!(
+                "{name}() takes one range selector such as metric[5m]"
+            ));
         }
         return Ok(());
     }
@@ -598,7 +662,10 @@ mod tests {
     #[test]
     fn refuses_what_it_does_not_evaluate_and_names_it() {
         for (q, part) in [
-            ("label_replace(up, \"a\", \"b\", \"c\", \"d\")", "label_replace"),
+            (
+                "label_replace(up, \"a\", \"b\", \"c\", \"d\")",
+                "label_replace",
+            ),
             ("up offset 5m", "offset"),
             ("rate(x[5m:1m])", "subqueries"),
             ("a and b", "`and`"),

@@ -275,19 +275,28 @@ fn cap(mut lines: Vec<String>, noun: &str) -> String {
     let total = lines.len();
     if total > MAX_LINES {
         lines.truncate(MAX_LINES);
-        lines.push(format!("… and {} more {noun} (narrow the selector to see them)", total - MAX_LINES));
+        lines.push(format!(
+            "… and {} more {noun} (narrow the selector to see them)",
+            total - MAX_LINES
+        ));
     }
     lines.join("\n")
 }
 
 impl PrometheusTools {
-    fn time(&self, text: Option<&str>, default: &str, field: &str) -> Result<DateTime<Utc>, ToolError> {
+    fn time(
+        &self,
+        text: Option<&str>,
+        default: &str,
+        field: &str,
+    ) -> Result<DateTime<Utc>, ToolError> {
         let text = text.unwrap_or(default).trim();
         let now = self.api.now();
         if text.is_empty() || text == "now" {
             return Ok(now);
         }
-        brain::scenario::resolve_time(text, now).map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))
+        brain::scenario::resolve_time(text, now)
+            .map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))
     }
 
     fn range(
@@ -299,17 +308,22 @@ impl PrometheusTools {
         let start = self.time(start, "-1h", "start")?;
         let end = self.time(end, "now", "end")?;
         if end <= start {
-            return Err(ToolError::InvalidArguments("`end` must be after `start`".into()));
+            return Err(ToolError::InvalidArguments(
+                "`end` must be after `start`".into(),
+            ));
         }
         let step = match step {
-            Some(s) => typed::parse_duration(s).map_err(|e| ToolError::InvalidArguments(format!("`step`: {e}")))?,
+            Some(s) => typed::parse_duration(s)
+                .map_err(|e| ToolError::InvalidArguments(format!("`step`: {e}")))?,
             None => {
                 let span = (end - start).num_seconds().max(60) as u64;
                 Duration::from_secs(span.div_ceil(60).max(1))
             }
         };
         if step.is_zero() {
-            return Err(ToolError::InvalidArguments("`step` must be positive".into()));
+            return Err(ToolError::InvalidArguments(
+                "`step` must be positive".into(),
+            ));
         }
         Ok((start, end, step))
     }
@@ -331,14 +345,24 @@ impl PrometheusTools {
         let text = match &data {
             QueryData::Scalar(s) => format!("scalar at {at}: {}", num(s.v)),
             QueryData::String(s) => format!("string at {at}: {}", s.1),
-            QueryData::Vector(v) if v.is_empty() => format!("no series at {at} (nothing matched or no sample in the last 5m)"),
+            QueryData::Vector(v) if v.is_empty() => {
+                format!("no series at {at} (nothing matched or no sample in the last 5m)")
+            }
             QueryData::Vector(v) => {
                 let labels: Vec<&Labels> = v.iter().map(|s| &s.metric).collect();
                 let (common, names) = abbreviate(&labels);
                 let mut order: Vec<usize> = (0..v.len()).collect();
                 order.sort_by(|&i, &j| v[j].value.v.total_cmp(&v[i].value.v));
-                let lines = order.iter().map(|&i| format!("{} {}", names[i], num(v[i].value.v))).collect();
-                format!("{} series at {at}{}\n{}", v.len(), common, cap(lines, "series"))
+                let lines = order
+                    .iter()
+                    .map(|&i| format!("{} {}", names[i], num(v[i].value.v)))
+                    .collect();
+                format!(
+                    "{} series at {at}{}\n{}",
+                    v.len(),
+                    common,
+                    cap(lines, "series")
+                )
             }
             QueryData::Matrix(m) => {
                 let labels: Vec<&Labels> = m.iter().map(|s| &s.metric).collect();
@@ -351,13 +375,24 @@ impl PrometheusTools {
                         format!("{n} [{}]", vals.join(" "))
                     })
                     .collect();
-                format!("{} series (raw samples) at {at}{}\n{}", m.len(), common, cap(lines, "series"))
+                format!(
+                    "{} series (raw samples) at {at}{}\n{}",
+                    m.len(),
+                    common,
+                    cap(lines, "series")
+                )
             }
         };
         Ok(output(text, to_json(&data)))
     }
 
-    async fn matrix(&self, query: &str, start: DateTime<Utc>, end: DateTime<Utc>, step: Duration) -> Result<Vec<RangeSeries>, ToolError> {
+    async fn matrix(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<RangeSeries>, ToolError> {
         match self.api.query_range(query, start, end, step).await? {
             QueryData::Matrix(m) => Ok(m),
             other => Err(ToolError::Backend(format!(
@@ -373,7 +408,8 @@ impl PrometheusTools {
     }
 
     async fn query_range(&self, a: RangeArgs) -> Result<ToolOutput, ToolError> {
-        let (start, end, step) = self.range(a.start.as_deref(), a.end.as_deref(), a.step.as_deref())?;
+        let (start, end, step) =
+            self.range(a.start.as_deref(), a.end.as_deref(), a.step.as_deref())?;
         let m = self.matrix(&a.query, start, end, step).await?;
         let labels: Vec<&Labels> = m.iter().map(|s| &s.metric).collect();
         let (common, names) = abbreviate(&labels);
@@ -406,7 +442,10 @@ impl PrometheusTools {
             common,
             cap(lines, "series")
         );
-        Ok(output(text, json!({"resultType": "matrix", "result": to_json(&m)})))
+        Ok(output(
+            text,
+            json!({"resultType": "matrix", "result": to_json(&m)}),
+        ))
     }
 
     async fn metric_names(&self, a: MetricNamesArgs) -> Result<ToolOutput, ToolError> {
@@ -415,28 +454,46 @@ impl PrometheusTools {
         let kept: Vec<String> = match a.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
             None => names,
             Some(f) => {
-                let re = regex::RegexBuilder::new(f).case_insensitive(true).size_limit(1 << 20).build().ok();
+                let re = regex::RegexBuilder::new(f)
+                    .case_insensitive(true)
+                    .size_limit(1 << 20)
+                    .build()
+                    .ok();
                 let lower = f.to_lowercase();
                 names
                     .into_iter()
-                    .filter(|n| re.as_ref().map_or(false, |r| r.is_match(n)) || n.to_lowercase().contains(&lower))
+                    .filter(|n| {
+                        re.as_ref().is_some_and(|r| r.is_match(n))
+                            || n.to_lowercase().contains(&lower)
+                    })
                     .collect()
             }
         };
-        let text = format!("{} of {total} metric names\n{}", kept.len(), cap_words(&kept, 300));
+        let text = format!(
+            "{} of {total} metric names\n{}",
+            kept.len(),
+            cap_words(&kept, 300)
+        );
         Ok(output(text, json!(kept)))
     }
 
     async fn label_values(&self, a: LabelValuesArgs) -> Result<ToolOutput, ToolError> {
         let matchers: Vec<String> = a.selector.into_iter().collect();
         let values = self.api.label_values(&a.label, &matchers).await?;
-        let text = format!("{} values of {}\n{}", values.len(), a.label, cap_words(&values, 300));
+        let text = format!(
+            "{} values of {}\n{}",
+            values.len(),
+            a.label,
+            cap_words(&values, 300)
+        );
         Ok(output(text, json!(values)))
     }
 
     async fn find_series(&self, a: FindSeriesArgs) -> Result<ToolOutput, ToolError> {
         if a.selectors.is_empty() {
-            return Err(ToolError::InvalidArguments("`selectors` needs at least one selector".into()));
+            return Err(ToolError::InvalidArguments(
+                "`selectors` needs at least one selector".into(),
+            ));
         }
         let start = self.time(a.start.as_deref(), "-1h", "start")?;
         let end = self.time(a.end.as_deref(), "now", "end")?;
@@ -454,10 +511,21 @@ impl PrometheusTools {
         let lines = alerts
             .iter()
             .map(|al| {
-                let since = al.active_at.map(|t| format!(" since {}", t.format("%Y-%m-%dT%H:%M:%SZ"))).unwrap_or_default();
-                let summary = al.annotations.get("summary").map(|s| format!(" — {s}")).unwrap_or_default();
+                let since = al
+                    .active_at
+                    .map(|t| format!(" since {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
+                    .unwrap_or_default();
+                let summary = al
+                    .annotations
+                    .get("summary")
+                    .map(|s| format!(" — {s}"))
+                    .unwrap_or_default();
                 let name = al.labels.get("alertname").map_or("", String::as_str);
-                format!("{} {name} {}{since}{summary}", al.state, format_labels(&al.labels, &["alertname"]))
+                format!(
+                    "{} {name} {}{since}{summary}",
+                    al.state,
+                    format_labels(&al.labels, &["alertname"])
+                )
             })
             .collect();
         let text = format!("{} alerts\n{}", alerts.len(), cap(lines, "alerts"));
@@ -476,10 +544,26 @@ impl PrometheusTools {
                 {
                     continue;
                 }
-                let state = r.state.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-                let error = r.last_error.as_deref().filter(|e| !e.is_empty()).map(|e| format!(" error: {e}")).unwrap_or_default();
-                let duration = r.duration.filter(|d| *d > 0.0).map(|d| format!(" for {d}s")).unwrap_or_default();
-                lines.push(format!("{} {}{state} ({}): {}{duration}{error}", r.kind, r.name, g.name, r.query));
+                let state = r
+                    .state
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default();
+                let error = r
+                    .last_error
+                    .as_deref()
+                    .filter(|e| !e.is_empty())
+                    .map(|e| format!(" error: {e}"))
+                    .unwrap_or_default();
+                let duration = r
+                    .duration
+                    .filter(|d| *d > 0.0)
+                    .map(|d| format!(" for {d}s"))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    "{} {}{state} ({}): {}{duration}{error}",
+                    r.kind, r.name, g.name, r.query
+                ));
                 kept.push(r);
             }
         }
@@ -497,8 +581,17 @@ impl PrometheusTools {
         let lines = targets
             .iter()
             .map(|t| {
-                let error = if t.last_error.is_empty() { String::new() } else { format!(" error: {}", t.last_error) };
-                format!("{} {} {}{error}", t.health, format_labels(&t.labels, &[]), t.scrape_url)
+                let error = if t.last_error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" error: {}", t.last_error)
+                };
+                format!(
+                    "{} {} {}{error}",
+                    t.health,
+                    format_labels(&t.labels, &[]),
+                    t.scrape_url
+                )
             })
             .collect();
         let text = format!("{} targets\n{}", targets.len(), cap(lines, "targets"));
@@ -506,7 +599,8 @@ impl PrometheusTools {
     }
 
     async fn summarize(&self, a: SummarizeArgs) -> Result<ToolOutput, ToolError> {
-        let (start, end, step) = self.range(a.start.as_deref(), a.end.as_deref(), a.step.as_deref())?;
+        let (start, end, step) =
+            self.range(a.start.as_deref(), a.end.as_deref(), a.step.as_deref())?;
         let m = self.matrix(&a.query, start, end, step).await?;
         let labels: Vec<&Labels> = m.iter().map(|s| &s.metric).collect();
         let (common, names) = abbreviate(&labels);
@@ -514,11 +608,24 @@ impl PrometheusTools {
         let mut rows = Vec::new();
         for (s, name) in m.iter().zip(&names) {
             let samples: Vec<(i64, f64)> = s.values.iter().map(|x| (x.t_ms, x.v)).collect();
-            let Some(sum) = analysis::summarize(&samples) else { continue };
-            let events: Vec<String> = sum.events.iter().map(|e| analysis::describe(e, &clock)).collect();
-            let story = if events.is_empty() { "no notable change".to_owned() } else { events.join("; ") };
+            let Some(sum) = analysis::summarize(&samples) else {
+                continue;
+            };
+            let events: Vec<String> = sum
+                .events
+                .iter()
+                .map(|e| analysis::describe(e, &clock))
+                .collect();
+            let story = if events.is_empty() {
+                "no notable change".to_owned()
+            } else {
+                events.join("; ")
+            };
             // Series with events first, then by how much they moved.
-            let weight = (!sum.events.is_empty(), (sum.max - sum.min) / sum.mean.abs().max(f64::MIN_POSITIVE));
+            let weight = (
+                !sum.events.is_empty(),
+                (sum.max - sum.min) / sum.mean.abs().max(f64::MIN_POSITIVE),
+            );
             rows.push((
                 weight,
                 format!(
@@ -542,19 +649,25 @@ impl PrometheusTools {
             common,
             cap(rows.iter().map(|r| r.1.clone()).collect(), "series")
         );
-        Ok(output(text, serde_json::Value::Array(rows.into_iter().map(|r| r.2).collect())))
+        Ok(output(
+            text,
+            serde_json::Value::Array(rows.into_iter().map(|r| r.2).collect()),
+        ))
     }
 
     async fn what_changed(&self, a: ChangedArgs) -> Result<ToolOutput, ToolError> {
         let t = self.time(Some(&a.time), "now", "time")?;
         let window = match a.window.as_deref() {
-            Some(w) => typed::parse_duration(w).map_err(|e| ToolError::InvalidArguments(format!("`window`: {e}")))?,
+            Some(w) => typed::parse_duration(w)
+                .map_err(|e| ToolError::InvalidArguments(format!("`window`: {e}")))?,
             None => Duration::from_secs(15 * 60),
         };
         let w = chrono::Duration::from_std(window)
             .map_err(|_| ToolError::InvalidArguments("`window` is too long".into()))?;
         if w <= chrono::Duration::zero() {
-            return Err(ToolError::InvalidArguments("`window` must be positive".into()));
+            return Err(ToolError::InvalidArguments(
+                "`window` must be positive".into(),
+            ));
         }
         let step = Duration::from_secs((window.as_secs() / 15).max(1));
         let m = self.matrix(&a.query, t - w, t + w, step).await?;
@@ -562,15 +675,17 @@ impl PrometheusTools {
             .iter()
             .filter_map(|s| {
                 let samples: Vec<(i64, f64)> = s.values.iter().map(|x| (x.t_ms, x.v)).collect();
-                analysis::compare_windows(&samples, t.timestamp_millis(), w.num_milliseconds()).map(|c| (&s.metric, c))
+                analysis::compare_windows(&samples, t.timestamp_millis(), w.num_milliseconds())
+                    .map(|c| (&s.metric, c))
             })
             .collect();
         let total_delta: f64 = changes.iter().map(|(_, c)| c.after - c.before).sum();
         changes.sort_by(|a, b| {
-            b.1.relative
-                .abs()
-                .total_cmp(&a.1.relative.abs())
-                .then((b.1.after - b.1.before).abs().total_cmp(&(a.1.after - a.1.before).abs()))
+            b.1.relative.abs().total_cmp(&a.1.relative.abs()).then(
+                (b.1.after - b.1.before)
+                    .abs()
+                    .total_cmp(&(a.1.after - a.1.before).abs()),
+            )
         });
         let top = a.top.unwrap_or(10).clamp(1, MAX_LINES);
         let labels: Vec<&Labels> = changes.iter().map(|c| c.0).collect();
@@ -586,11 +701,20 @@ impl PrometheusTools {
                 } else {
                     String::new()
                 };
-                format!("{n}: {} → {} ({}{share})", num(c.before), num(c.after), percent(c.relative))
+                format!(
+                    "{n}: {} → {} ({}{share})",
+                    num(c.before),
+                    num(c.after),
+                    percent(c.relative)
+                )
             })
             .collect();
         let left = changes.len().saturating_sub(top);
-        let more = if left > 0 { format!("\n… and {left} more series with smaller changes") } else { String::new() };
+        let more = if left > 0 {
+            format!("\n… and {left} more series with smaller changes")
+        } else {
+            String::new()
+        };
         let text = format!(
             "{} series compared, mean over {}m before vs after {}{}\n{}{more}",
             changes.len(),
@@ -603,7 +727,10 @@ impl PrometheusTools {
             .iter()
             .map(|(l, c)| json!({"metric": l, "before": c.before, "after": c.after, "relative": c.relative.is_finite().then_some(c.relative)}))
             .collect();
-        Ok(output(text, json!({"time": t, "window_s": window.as_secs(), "series": data})))
+        Ok(output(
+            text,
+            json!({"time": t, "window_s": window.as_secs(), "series": data}),
+        ))
     }
 }
 
@@ -623,7 +750,12 @@ fn thin(values: &[f64], max: usize) -> Vec<f64> {
 }
 
 fn cap_words(words: &[String], max: usize) -> String {
-    let mut s = words.iter().take(max).cloned().collect::<Vec<_>>().join(" ");
+    let mut s = words
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
     if words.len() > max {
         s.push_str(&format!(" … and {} more (use a filter)", words.len() - max));
     }
@@ -639,7 +771,11 @@ fn format_labels(l: &Labels, skip: &[&str]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if rest.is_empty() {
-        if name.is_empty() { "{}".into() } else { name.to_owned() }
+        if name.is_empty() {
+            "{}".into()
+        } else {
+            name.to_owned()
+        }
     } else {
         format!("{name}{{{}}}", rest.join(","))
     }
@@ -658,12 +794,19 @@ fn abbreviate(all: &[&Labels]) -> (String, Vec<String>) {
             }
         }
     }
-    let skip: Vec<&str> = common.keys().copied().filter(|k| *k != "__name__").collect();
+    let skip: Vec<&str> = common
+        .keys()
+        .copied()
+        .filter(|k| *k != "__name__")
+        .collect();
     let names = all.iter().map(|l| format_labels(l, &skip)).collect();
     let header = if skip.is_empty() {
         String::new()
     } else {
-        let kv: Vec<String> = skip.iter().map(|k| format!("{k}={}", common.get(k).copied().unwrap_or(""))).collect();
+        let kv: Vec<String> = skip
+            .iter()
+            .map(|k| format!("{k}={}", common.get(k).copied().unwrap_or("")))
+            .collect();
         format!("; common labels: {}", kv.join(","))
     };
     (header, names)

@@ -8,8 +8,8 @@
 use super::eval::{self, LOOKBACK_MS, MAX_POINTS, StoredSeries, Value};
 use super::promql::{self, Expr, Matcher};
 use super::{
-    Alert, AlertsData, InstantSample, Labels, PrometheusApi, QueryData, RangeSeries, RulesData, Sample, Target,
-    TargetsData,
+    Alert, AlertsData, InstantSample, Labels, PrometheusApi, QueryData, RangeSeries, RulesData,
+    Sample, Target, TargetsData,
 };
 use async_trait::async_trait;
 use brain::backends::ToolError;
@@ -33,7 +33,10 @@ impl WorldPrometheus {
             .iter()
             .map(|s| StoredSeries {
                 labels: s.labels.clone(),
-                samples: s.samples().map(|(t, v)| (t.timestamp_millis(), v)).collect(),
+                samples: s
+                    .samples()
+                    .map(|(t, v)| (t.timestamp_millis(), v))
+                    .collect(),
             })
             .collect();
         WorldPrometheus::new(world.now, series)
@@ -65,14 +68,22 @@ impl WorldPrometheus {
         for sel in selectors {
             let matchers = parse_selector(sel)?;
             for (i, s) in self.series.iter().enumerate() {
-                if eval::select(std::slice::from_ref(s), &matchers).next().is_some()
+                if eval::select(std::slice::from_ref(s), &matchers)
+                    .next()
+                    .is_some()
                     && let Some(k) = keep.get_mut(i)
                 {
                     *k = true;
                 }
             }
         }
-        Ok(self.series.iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| s).collect())
+        Ok(self
+            .series
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(s, _)| s)
+            .collect())
     }
 
     fn latest(&self, name: &str) -> impl Iterator<Item = (&Labels, f64)> {
@@ -81,7 +92,11 @@ impl WorldPrometheus {
             if s.labels.get("__name__").map(String::as_str) != Some(name) {
                 return None;
             }
-            let &(_, v) = s.samples.iter().rev().find(|(t, _)| *t <= now && *t >= now - LOOKBACK_MS)?;
+            let &(_, v) = s
+                .samples
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= now && *t >= now - LOOKBACK_MS)?;
             Some((&s.labels, v))
         })
     }
@@ -131,7 +146,10 @@ impl PrometheusApi for WorldPrometheus {
                 m.into_iter()
                     .map(|(metric, values)| RangeSeries {
                         metric,
-                        values: values.into_iter().map(|(t_ms, v)| Sample { t_ms, v }).collect(),
+                        values: values
+                            .into_iter()
+                            .map(|(t_ms, v)| Sample { t_ms, v })
+                            .collect(),
                     })
                     .collect(),
             ),
@@ -168,7 +186,10 @@ impl PrometheusApi for WorldPrometheus {
         let mut t = start;
         while t <= end {
             match eval_at(&expr, &self.series, t)? {
-                Value::Scalar(v) => out.entry(Labels::new()).or_default().push(Sample { t_ms: t, v }),
+                Value::Scalar(v) => out
+                    .entry(Labels::new())
+                    .or_default()
+                    .push(Sample { t_ms: t, v }),
                 Value::Vector(v) => {
                     for (labels, v) in v {
                         out.entry(labels).or_default().push(Sample { t_ms: t, v });
@@ -197,7 +218,9 @@ impl PrometheusApi for WorldPrometheus {
         end: DateTime<Utc>,
     ) -> Result<Vec<Labels>, ToolError> {
         if matchers.is_empty() {
-            return Err(ToolError::InvalidArguments("no match[] parameter provided".into()));
+            return Err(ToolError::InvalidArguments(
+                "no match[] parameter provided".into(),
+            ));
         }
         let (start, end) = (start.timestamp_millis(), end.timestamp_millis());
         let mut out: Vec<Labels> = self
@@ -219,7 +242,11 @@ impl PrometheusApi for WorldPrometheus {
         Ok(names.into_iter().collect())
     }
 
-    async fn label_values(&self, label: &str, matchers: &[String]) -> Result<Vec<String>, ToolError> {
+    async fn label_values(
+        &self,
+        label: &str,
+        matchers: &[String],
+    ) -> Result<Vec<String>, ToolError> {
         let values: BTreeSet<String> = self
             .matching(matchers)?
             .into_iter()
@@ -234,7 +261,9 @@ impl PrometheusApi for WorldPrometheus {
             .map(|(labels, _)| {
                 let mut labels = labels.clone();
                 labels.remove("__name__");
-                let state = labels.remove("alertstate").unwrap_or_else(|| "firing".into());
+                let state = labels
+                    .remove("alertstate")
+                    .unwrap_or_else(|| "firing".into());
                 Alert {
                     labels,
                     annotations: Labels::new(),
