@@ -21,6 +21,61 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub ingest: IngestConfig,
     pub llm: LlmConfig,
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`: the tool backends and MCP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Bearer token MCP clients must send to `/mcp`. Without one, `/mcp`
+    /// answers 404: the tools are never served unauthenticated.
+    pub mcp_token: Option<Secret>,
+    /// Base URL of Prometheus for the live Prometheus tools.
+    pub prometheus_url: Option<String>,
+    /// External MCP servers whose tools join the registry as `name__tool`.
+    pub mcp_servers: std::collections::BTreeMap<String, McpServerConfig>,
+}
+
+/// `[tools.mcp_servers.NAME]`: an external MCP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    #[serde(flatten)]
+    pub endpoint: McpEndpoint,
+    /// Risk class of all its tools; `high` (every call approved) unless
+    /// you know they only read.
+    #[serde(default = "high_risk")]
+    pub risk: crate::vocabulary::Risk,
+    /// Per-call timeout, seconds.
+    #[serde(default = "mcp_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn high_risk() -> crate::vocabulary::Risk {
+    crate::vocabulary::Risk::High
+}
+
+fn mcp_timeout_secs() -> u64 {
+    30
+}
+
+/// How to reach an external MCP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "transport", rename_all = "snake_case")]
+pub enum McpEndpoint {
+    /// A command speaking MCP on stdin/stdout.
+    Stdio {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+    /// A streamable HTTP endpoint, with an optional bearer token.
+    Http {
+        url: String,
+        #[serde(default)]
+        token: Option<Secret>,
+    },
 }
 
 /// `[llm]`: model providers, the roles agents ask for, budgets, redaction.

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod ids;
 pub mod ingest;
 pub mod policy;
+pub mod scenario;
 pub mod store;
 pub mod taxonomy;
 pub mod vocabulary;

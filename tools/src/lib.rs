@@ -1,4 +1,19 @@
-//! The tool registry, its backends (Prometheus, Kubernetes, AWS, change feed,
-//! log clustering) and MCP.
+//! The agents' hands and eyes: a registry of tools over Prometheus,
+//! Kubernetes, AWS, the change feed and log clustering, served (and
+//! consumed) over MCP.
 //!
-//! Not built yet: issue #5 fills this crate behind `brain::backends::ToolBackend`.
+//! Every backend implements `brain::backends::ToolBackend`; the
+//! [`registry::Registry`] puts them under one name space and applies the
+//! checks no backend may skip (schema, timeout, output budget). Each
+//! backend comes twice: live, against the real API, and world-replay,
+//! answering from a scenario's recorded `world` in the same shapes.
+
+pub mod changes;
+pub mod logs;
+pub mod mcp;
+pub mod prometheus;
+pub mod registry;
+pub mod schema;
+pub mod typed;
+
+pub use registry::{Registry, RegistryError};

@@ -16,6 +16,9 @@ pub struct ToolSpec {
     pub input_schema: serde_json::Value,
     pub risk: Risk,
     pub timeout: Duration,
+    /// Most characters of `ToolOutput::text` a model is shown; the registry
+    /// cuts longer text at a line and says so in the text itself.
+    pub output_budget: usize,
 }
 
 /// A tool's answer.
@@ -46,6 +49,8 @@ pub enum ToolError {
     NeedsApproval(String),
     #[error("forbidden by policy: {0}")]
     Forbidden(String),
+    #[error("rate limited or unavailable, retry later: {0}")]
+    Unavailable(String),
 }
 
 impl ToolError {
@@ -58,6 +63,7 @@ impl ToolError {
             Self::Backend(_) => "backend",
             Self::NeedsApproval(_) => "needs_approval",
             Self::Forbidden(_) => "forbidden",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 }
