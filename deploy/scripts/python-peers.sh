@@ -4,17 +4,22 @@
 #   llama-cpp  llama-cpp-python[server]: an OpenAI-compatible server for the
 #              openai provider's tests, and the llama.cpp side of bench-models
 #              (compiles llama.cpp once: 5 min 20 s measured on 2 idle cores)
+#   mcp        the MCP Python SDK: a third-party client for `cerebro mcp`
+#              and `/mcp` (~40 s)
 #   st         sentence-transformers: the reference side of bench-models
 #              (pulls torch with its CUDA wheels: ~6 GB, ~15 min, once)
 # Prints the venv's python path last.
 set -euo pipefail
-which=${1:?usage: python-peers.sh llama-cpp|st}
+which=${1:?usage: python-peers.sh llama-cpp|mcp|st}
 cache=${CEREBRO_CACHE:-$HOME/.cache/cerebro}
 LLAMA_CPP_VERSION=0.3.36
 ST_VERSION=6.2.0
+MCP_VERSION=2.3.0
 case "$which" in
   llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION"
              spec=("llama-cpp-python[server]==$LLAMA_CPP_VERSION") ;;
+  mcp)       venv="$cache/py/mcp-$MCP_VERSION"
+             spec=("mcp==$MCP_VERSION") ;;
   st)        venv="$cache/py/sentence-transformers-$ST_VERSION"
              spec=("sentence-transformers==$ST_VERSION") ;;
   *) echo "unknown peer: $which" >&2; exit 2 ;;

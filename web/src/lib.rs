@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod tools;
 
 pub use app::{AppState, router};
 pub use error::ApiError;

@@ -210,7 +210,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             check_config(&config).await.map_err(Failure::Run)
         }
         Command::Eval { .. } => Err(not_built("eval", 7)),
-        Command::Mcp => Err(not_built("mcp", 5)),
+        Command::Mcp => {
+            let config = load_config(&cli, None)?;
+            let store = brain::store::Store::open(&config)
+                .await
+                .map_err(|e| Failure::Run(e.into()))?;
+            let registry = web::tools::build_registry(&config, &store)
+                .await
+                .map_err(Failure::Config)?;
+            let server = web::tools::mcp_server(
+                std::sync::Arc::new(registry),
+                std::sync::Arc::new(tools::mcp::ReadOnly),
+                "mcp:stdio",
+            );
+            server.serve_stdio().await.map_err(Failure::Run)
+        }
         Command::FetchModels { names } => {
             let config = load_config(&cli, None)?;
             let specs = web::llm::named_models(names).map_err(Failure::Config)?;

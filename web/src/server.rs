@@ -20,12 +20,20 @@ pub struct Bound {
     listener: TcpListener,
     state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
+    registry: Arc<tools::Registry>,
 }
 
 /// Open the store (migrating it) and bind the listener. Nothing is served
 /// until [`Bound::serve`]; on error nothing is left half-started.
 pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     let store = Store::open(&config).await?;
+    let registry = match crate::tools::build_registry(&config, &store).await {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            store.close().await;
+            return Err(e.context("building the tool registry"));
+        }
+    };
     let listen = config.server.listen;
     let listener = match TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -52,6 +60,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             noise: Arc::default(),
         },
         writer_task,
+        registry,
     })
 }
 
@@ -66,7 +75,12 @@ impl Bound {
             shutdown.clone(),
         ));
         let max_connections = self.state.config.server.max_connections;
-        let app = router(self.state);
+        // Tools that act wait in the approval queue once it is wired to
+        // MCP (issue #5); until then `/mcp` serves read tools only.
+        let mcp =
+            crate::tools::mcp_server(self.registry, Arc::new(tools::mcp::ReadOnly), "mcp:http");
+        let mcp_routes = crate::tools::mcp_routes(&self.state.config, mcp, shutdown.child_token());
+        let app = router(self.state).merge(mcp_routes);
         let stop = shutdown.clone();
         let listener = crate::listener::LimitedListener::new(self.listener, max_connections);
         let server = axum::serve(listener, app)

@@ -6,5 +6,6 @@
 mod alertmanager;
 mod harness;
 mod ingest;
+mod mcp;
 mod process;
 mod service;
