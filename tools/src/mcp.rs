@@ -261,6 +261,7 @@ impl McpClient {
                 risk,
                 timeout,
                 output_budget: crate::typed::DEFAULT_BUDGET,
+                action: None,
             })
             .collect();
         Ok(McpClient {

@@ -36,7 +36,22 @@ pub fn spec<A: JsonSchema>(
         risk,
         timeout,
         output_budget: DEFAULT_BUDGET,
+        action: None,
     }
+}
+
+/// The spec of a tool that performs `action` of the vocabulary: its risk is
+/// the action's default risk (the policy may raise it per call, e.g. a
+/// scale-down), and the gate sees which action it is.
+pub fn action_spec<A: JsonSchema>(
+    name: &str,
+    description: &str,
+    action: brain::vocabulary::Action,
+    timeout: Duration,
+) -> ToolSpec {
+    let mut s = spec::<A>(name, description, action.default_risk(), timeout);
+    s.action = Some(action.as_str().to_owned());
+    s
 }
 
 /// Parse `args` into `A`; `null` counts as no arguments.

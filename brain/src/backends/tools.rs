@@ -19,6 +19,11 @@ pub struct ToolSpec {
     /// Most characters of `ToolOutput::text` a model is shown; the registry
     /// cuts longer text at a line and says so in the text itself.
     pub output_budget: usize,
+    /// For a tool that acts: the action of the vocabulary it performs (e.g.
+    /// `kubernetes.scale`), so the policy and the approval queue see the
+    /// same action whether an agent or an MCP client asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 /// A tool's answer.
