@@ -6,20 +6,25 @@
 #              (compiles llama.cpp once: 5 min 20 s measured on 2 idle cores)
 #   mcp        the MCP Python SDK: a third-party client for `cerebro mcp`
 #              and `/mcp` (~40 s)
+#   kmock      kmock: a stateful Kubernetes API emulator over HTTP/JSON for
+#              the Kubernetes tools' live tests (tools/tests/kubernetes.rs)
 #   st         sentence-transformers: the reference side of bench-models
 #              (pulls torch with its CUDA wheels: ~6 GB, ~15 min, once)
 # Prints the venv's python path last.
 set -euo pipefail
-which=${1:?usage: python-peers.sh llama-cpp|mcp|st}
+which=${1:?usage: python-peers.sh llama-cpp|mcp|kmock|st}
 cache=${CEREBRO_CACHE:-$HOME/.cache/cerebro}
 LLAMA_CPP_VERSION=0.3.36
 ST_VERSION=6.2.0
 MCP_VERSION=2.3.0
+KMOCK_VERSION=0.8
 case "$which" in
   llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION"
              spec=("llama-cpp-python[server]==$LLAMA_CPP_VERSION") ;;
   mcp)       venv="$cache/py/mcp-$MCP_VERSION"
              spec=("mcp==$MCP_VERSION") ;;
+  kmock)     venv="$cache/py/kmock-$KMOCK_VERSION"
+             spec=("kmock==$KMOCK_VERSION") ;;
   st)        venv="$cache/py/sentence-transformers-$ST_VERSION"
              spec=("sentence-transformers==$ST_VERSION") ;;
   *) echo "unknown peer: $which" >&2; exit 2 ;;
