@@ -8,16 +8,21 @@
 #              and `/mcp` (~40 s)
 #   kmock      kmock: a stateful Kubernetes API emulator over HTTP/JSON for
 #              the Kubernetes tools' live tests (tools/tests/kubernetes.rs)
+#   ministack  ministack with cbor2: an AWS emulator (EC2, ASG, RDS,
+#              CloudWatch over Smithy RPC v2 CBOR, Logs, ...) for the AWS
+#              tools' live tests (tools/tests/aws.rs); ~30 s
 #   st         sentence-transformers: the reference side of bench-models
 #              (pulls torch with its CUDA wheels: ~6 GB, ~15 min, once)
 # Prints the venv's python path last.
 set -euo pipefail
-which=${1:?usage: python-peers.sh llama-cpp|mcp|kmock|st}
+which=${1:?usage: python-peers.sh llama-cpp|mcp|kmock|ministack|st}
 cache=${CEREBRO_CACHE:-$HOME/.cache/cerebro}
 LLAMA_CPP_VERSION=0.3.36
 ST_VERSION=6.2.0
 MCP_VERSION=2.3.0
 KMOCK_VERSION=0.8
+MINISTACK_VERSION=1.5.33
+CBOR2_VERSION=5.7.1
 case "$which" in
   llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION"
              spec=("llama-cpp-python[server]==$LLAMA_CPP_VERSION") ;;
@@ -25,6 +30,8 @@ case "$which" in
              spec=("mcp==$MCP_VERSION") ;;
   kmock)     venv="$cache/py/kmock-$KMOCK_VERSION"
              spec=("kmock==$KMOCK_VERSION") ;;
+  ministack) venv="$cache/py/ministack-$MINISTACK_VERSION-cbor2-$CBOR2_VERSION"
+             spec=("ministack==$MINISTACK_VERSION" "cbor2==$CBOR2_VERSION") ;;
   st)        venv="$cache/py/sentence-transformers-$ST_VERSION"
              spec=("sentence-transformers==$ST_VERSION") ;;
   *) echo "unknown peer: $which" >&2; exit 2 ;;
