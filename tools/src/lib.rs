@@ -8,6 +8,7 @@
 //! backend comes twice: live, against the real API, and world-replay,
 //! answering from a scenario's recorded `world` in the same shapes.
 
+pub mod aws;
 pub mod changes;
 pub mod logs;
 pub mod mcp;

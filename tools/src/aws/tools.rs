@@ -1,0 +1,1139 @@
+//! The AWS tools an agent reads with, over any [`AwsApi`]; the tools that
+//! act are in `actions.rs`. Filters the APIs lack (tags, states, name
+//! parts) are applied here, so the live API and the replay filter alike.
+
+use super::{AwsApi, Datapoint, MetricQuery, Window, actions, format, text};
+use crate::typed;
+use async_trait::async_trait;
+use brain::backends::{ToolBackend, ToolError, ToolOutput, ToolSpec};
+use brain::scenario::resolve_time;
+use brain::vocabulary::Risk;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The AWS tools over one [`AwsApi`].
+#[derive(Clone)]
+pub struct AwsTools {
+    api: Arc<dyn AwsApi>,
+}
+
+impl AwsTools {
+    pub fn new(api: Arc<dyn AwsApi>) -> AwsTools {
+        AwsTools { api }
+    }
+}
+
+pub(crate) fn output(text: String, data: Value) -> ToolOutput {
+    ToolOutput {
+        text,
+        data,
+        truncated: false,
+    }
+}
+
+/// No arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListEc2Args {
+    /// Only instances in this state: pending, running, stopping, stopped, shutting-down, terminated.
+    #[serde(default)]
+    state: Option<String>,
+    /// Only instances with this tag: `key=value`, or `key` for any value (e.g. `env=prod`, `Name=web-1`).
+    #[serde(default)]
+    tag: Option<String>,
+    /// Only these instance ids (e.g. `i-0a1b2c3d4e5f67890`).
+    #[serde(default)]
+    instance_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Ec2Args {
+    /// The instance id, e.g. `i-0a1b2c3d4e5f67890`.
+    instance_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct StatusArgs {
+    /// Only these instance ids; all instances when omitted.
+    #[serde(default)]
+    instance_ids: Option<Vec<String>>,
+    /// Only instances whose system or instance check is not `ok`.
+    #[serde(default)]
+    only_impaired: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListAsgArgs {
+    /// Only groups whose name contains this text.
+    #[serde(default)]
+    name_contains: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AsgArgs {
+    /// The Auto Scaling group's name.
+    name: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AsgActivitiesArgs {
+    /// The Auto Scaling group's name.
+    name: String,
+    /// At most this many activities, newest first (default 10).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RdsArgs {
+    /// The DB instance identifier, e.g. `orders-db`.
+    db_instance_identifier: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RdsEventsArgs {
+    /// Only events of this DB instance; all sources when omitted.
+    #[serde(default)]
+    db_instance_identifier: Option<String>,
+    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default; RDS keeps 14 days).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+}
+
+/// A CloudWatch alarm state.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AlarmsArgs {
+    /// Only alarms in this state: OK, ALARM or INSUFFICIENT_DATA.
+    #[serde(default)]
+    state: Option<AlarmState>,
+    /// Only alarms whose name starts with this text.
+    #[serde(default)]
+    name_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AlarmHistoryArgs {
+    /// Only this alarm's history; all alarms when omitted.
+    #[serde(default)]
+    alarm_name: Option<String>,
+    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+}
+
+/// A CloudWatch statistic.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+enum Stat {
+    Average,
+    Maximum,
+    Minimum,
+    Sum,
+    SampleCount,
+}
+
+impl Stat {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stat::Average => "Average",
+            Stat::Maximum => "Maximum",
+            Stat::Minimum => "Minimum",
+            Stat::Sum => "Sum",
+            Stat::SampleCount => "SampleCount",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct MetricArgs {
+    /// The namespace, e.g. `AWS/RDS`, `AWS/EC2`, `AWS/ApplicationELB`.
+    namespace: String,
+    /// The metric, e.g. `DatabaseConnections`, `CPUUtilization`.
+    metric_name: String,
+    /// All of the metric's dimensions, e.g. `{"DBInstanceIdentifier": "orders-db"}`; list_cloudwatch_metrics shows them.
+    #[serde(default)]
+    dimensions: BTreeMap<String, String>,
+    /// The statistic: Average (default), Maximum, Minimum, Sum or SampleCount.
+    #[serde(default)]
+    stat: Option<Stat>,
+    /// Seconds per datapoint, a multiple of 60 (default 300).
+    #[serde(default)]
+    period_seconds: Option<u32>,
+    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListMetricsArgs {
+    /// Only this namespace, e.g. `AWS/RDS`.
+    #[serde(default)]
+    namespace: Option<String>,
+    /// Only this metric name.
+    #[serde(default)]
+    metric_name: Option<String>,
+    /// Only metrics with this dimension: `Name=Value` (e.g. `DBInstanceIdentifier=orders-db`) or `Name`.
+    #[serde(default)]
+    dimension: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LogGroupsArgs {
+    /// Only groups whose name starts with this text, e.g. `/aws/lambda/`.
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LogsArgs {
+    /// The log group, e.g. `/aws/lambda/checkout` (list_log_groups lists them).
+    log_group: String,
+    /// A CloudWatch Logs filter pattern: `ERROR` (contains), `ERROR timeout` (both), `"exact phrase"`, `?ERROR ?WARN` (either), `-healthz` (not). Every event when omitted.
+    #[serde(default)]
+    pattern: Option<String>,
+    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+    /// At most this many events, oldest first (default 50, at most 500).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TargetGroupsArgs {
+    /// Only the target groups of this load balancer (its ARN); all when omitted.
+    #[serde(default)]
+    load_balancer_arn: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TargetHealthArgs {
+    /// The target group's name or ARN.
+    target_group: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EcsClusterArgs {
+    /// The ECS cluster's name or ARN.
+    cluster: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EcsServiceArgs {
+    /// The ECS cluster's name or ARN.
+    cluster: String,
+    /// The service's name or ARN.
+    service: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LambdaListArgs {
+    /// Only functions whose name contains this text.
+    #[serde(default)]
+    name_contains: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LambdaErrorsArgs {
+    /// The function's name.
+    function_name: String,
+    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+    /// Seconds per datapoint (default 300).
+    #[serde(default)]
+    period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct S3MetricsArgs {
+    /// The bucket's name.
+    bucket: String,
+    /// The request-metrics filter configured on the bucket (default `EntireBucket`).
+    #[serde(default)]
+    filter_id: Option<String>,
+    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+    /// Seconds per datapoint (default 300).
+    #[serde(default)]
+    period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TrailArgs {
+    /// Only events about this resource (an instance id, a DB identifier, a group or bucket name).
+    #[serde(default)]
+    resource_name: Option<String>,
+    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default).
+    #[serde(default)]
+    start: Option<String>,
+    /// End of the window: RFC 3339 or an offset; default now.
+    #[serde(default)]
+    end: Option<String>,
+    /// At most this many events, newest first (default 50).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+fn read<A: JsonSchema>(name: &str, description: &str) -> ToolSpec {
+    typed::spec::<A>(name, description, Risk::Read, TIMEOUT)
+}
+
+fn read_specs() -> Vec<ToolSpec> {
+    vec![
+        read::<ListEc2Args>(
+            "list_ec2_instances",
+            "List EC2 instances, one line each: id, state, type, private IP, zone, launch time, tags. Filter by state, tag (env=prod) or ids.",
+        ),
+        read::<Ec2Args>(
+            "describe_ec2_instance",
+            "Describe one EC2 instance: state and reason, type, network, launch time, tags.",
+        ),
+        read::<StatusArgs>(
+            "get_ec2_status_checks",
+            "EC2 system and instance status checks (ok/impaired/initializing) and scheduled events. Use when an instance is unreachable or its host may be failing.",
+        ),
+        read::<ListAsgArgs>(
+            "list_autoscaling_groups",
+            "List Auto Scaling groups: desired/min/max capacity and how many instances are in service and healthy.",
+        ),
+        read::<AsgArgs>(
+            "describe_autoscaling_group",
+            "Describe one Auto Scaling group with its instances (lifecycle state, health, zone).",
+        ),
+        read::<AsgActivitiesArgs>(
+            "list_autoscaling_activities",
+            "Recent scaling activities of an Auto Scaling group, newest first, with their cause: launches, terminations, failures to launch.",
+        ),
+        read::<NoArgs>(
+            "list_rds_instances",
+            "List RDS DB instances: status, class, engine, storage, Multi-AZ, endpoint, pending changes, tags.",
+        ),
+        read::<RdsArgs>(
+            "describe_rds_instance",
+            "Describe one RDS DB instance, with its parameter groups and pending modifications.",
+        ),
+        read::<RdsEventsArgs>(
+            "list_rds_events",
+            "RDS events (reboots, failovers, backups, storage full, configuration changes) in a window, oldest first.",
+        ),
+        read::<AlarmsArgs>(
+            "list_cloudwatch_alarms",
+            "List CloudWatch metric alarms with state, since when, the metric and threshold, and the state reason. Filter by state (ALARM) or name prefix.",
+        ),
+        read::<AlarmHistoryArgs>(
+            "describe_alarm_history",
+            "CloudWatch alarm history: state changes and configuration updates, newest first.",
+        ),
+        read::<MetricArgs>(
+            "get_cloudwatch_metric",
+            "Fetch one CloudWatch metric statistic over a window, summarised (min, max, last, trend) with the datapoints. Dimensions must be all of the metric's dimensions.",
+        ),
+        read::<ListMetricsArgs>(
+            "list_cloudwatch_metrics",
+            "List the CloudWatch metrics that exist, with their dimensions; use before get_cloudwatch_metric to find names and dimensions.",
+        ),
+        read::<LogGroupsArgs>("list_log_groups", "List CloudWatch Logs log groups."),
+        read::<LogsArgs>(
+            "query_cloudwatch_logs",
+            "Search a CloudWatch Logs group with a filter pattern over a window; returns matching events, oldest first.",
+        ),
+        read::<NoArgs>(
+            "list_load_balancers",
+            "List ELBv2 load balancers (application/network): type, scheme, state, DNS name, ARN.",
+        ),
+        read::<TargetGroupsArgs>(
+            "list_target_groups",
+            "List ELBv2 target groups: protocol, port, target type, health check, ARN.",
+        ),
+        read::<TargetHealthArgs>(
+            "get_target_health",
+            "Health of each target in an ELBv2 target group (healthy, unhealthy, draining) with the reason.",
+        ),
+        read::<EcsClusterArgs>(
+            "list_ecs_services",
+            "List the ECS services of a cluster: running/desired/pending tasks, deployments, task definition.",
+        ),
+        read::<EcsServiceArgs>(
+            "describe_ecs_service",
+            "Describe one ECS service: running/desired tasks, its deployments (rollout state, failed tasks) and its latest events.",
+        ),
+        read::<LambdaListArgs>(
+            "list_lambda_functions",
+            "List Lambda functions: runtime, memory, timeout, state, last modified.",
+        ),
+        read::<LambdaErrorsArgs>(
+            "get_lambda_errors",
+            "A Lambda function's Invocations, Errors and Throttles (CloudWatch sums) over a window, with the error rate.",
+        ),
+        read::<NoArgs>(
+            "list_s3_buckets",
+            "List S3 buckets with their creation dates.",
+        ),
+        read::<S3MetricsArgs>(
+            "get_s3_request_metrics",
+            "An S3 bucket's request metrics (AllRequests, 4xxErrors, 5xxErrors sums) over a window; needs request metrics enabled on the bucket.",
+        ),
+        read::<TrailArgs>(
+            "lookup_cloudtrail_events",
+            "Recent CloudTrail management events (who changed what: API calls such as ModifyDBInstance, UpdateAutoScalingGroup), newest first, optionally for one resource.",
+        ),
+    ]
+}
+
+#[async_trait]
+impl ToolBackend for AwsTools {
+    fn name(&self) -> &str {
+        "aws"
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        let mut specs = read_specs();
+        specs.extend(actions::specs());
+        specs
+    }
+
+    async fn call(&self, tool: &str, args: Value) -> Result<ToolOutput, ToolError> {
+        let api = self.api.as_ref();
+        match tool {
+            "list_ec2_instances" => list_ec2(api, typed::parse(args)?).await,
+            "describe_ec2_instance" => describe_ec2(api, typed::parse(args)?).await,
+            "get_ec2_status_checks" => status_checks(api, typed::parse(args)?).await,
+            "list_autoscaling_groups" => list_asgs(api, typed::parse(args)?).await,
+            "describe_autoscaling_group" => describe_asg(api, typed::parse(args)?).await,
+            "list_autoscaling_activities" => asg_activities(api, typed::parse(args)?).await,
+            "list_rds_instances" => {
+                typed::parse::<NoArgs>(args)?;
+                list_dbs(api, None).await
+            }
+            "describe_rds_instance" => {
+                let a: RdsArgs = typed::parse(args)?;
+                list_dbs(api, Some(&a.db_instance_identifier)).await
+            }
+            "list_rds_events" => rds_events(api, typed::parse(args)?).await,
+            "list_cloudwatch_alarms" => alarms(api, typed::parse(args)?).await,
+            "describe_alarm_history" => alarm_history(api, typed::parse(args)?).await,
+            "get_cloudwatch_metric" => metric(api, typed::parse(args)?).await,
+            "list_cloudwatch_metrics" => list_metrics(api, typed::parse(args)?).await,
+            "list_log_groups" => log_groups(api, typed::parse(args)?).await,
+            "query_cloudwatch_logs" => logs(api, typed::parse(args)?).await,
+            "list_load_balancers" => {
+                typed::parse::<NoArgs>(args)?;
+                let lbs = api.describe_load_balancers().await?;
+                Ok(lines(
+                    "load balancers",
+                    &lbs,
+                    format::load_balancer,
+                    json!({"load_balancers": lbs}),
+                ))
+            }
+            "list_target_groups" => {
+                let a: TargetGroupsArgs = typed::parse(args)?;
+                let tgs = api
+                    .describe_target_groups(a.load_balancer_arn.as_deref())
+                    .await?;
+                Ok(lines(
+                    "target groups",
+                    &tgs,
+                    format::target_group,
+                    json!({"target_groups": tgs}),
+                ))
+            }
+            "get_target_health" => target_health(api, typed::parse(args)?).await,
+            "list_ecs_services" => {
+                let a: EcsClusterArgs = typed::parse(args)?;
+                let services = api.describe_ecs_services(&a.cluster, &[]).await?;
+                Ok(lines(
+                    "ECS services",
+                    &services,
+                    format::ecs_service,
+                    json!({"services": services}),
+                ))
+            }
+            "describe_ecs_service" => ecs_service(api, typed::parse(args)?).await,
+            "list_lambda_functions" => {
+                let a: LambdaListArgs = typed::parse(args)?;
+                let fs: Vec<Value> = api
+                    .list_functions()
+                    .await?
+                    .into_iter()
+                    .filter(|f| {
+                        a.name_contains
+                            .as_deref()
+                            .is_none_or(|n| text(f, "/FunctionName").is_some_and(|x| x.contains(n)))
+                    })
+                    .collect();
+                Ok(lines(
+                    "Lambda functions",
+                    &fs,
+                    format::lambda,
+                    json!({"functions": fs}),
+                ))
+            }
+            "get_lambda_errors" => lambda_errors(api, typed::parse(args)?).await,
+            "list_s3_buckets" => {
+                typed::parse::<NoArgs>(args)?;
+                let now = api.now();
+                let bs = api.list_buckets().await?;
+                Ok(lines(
+                    "S3 buckets",
+                    &bs,
+                    |b| format::bucket(b, now),
+                    json!({"buckets": bs}),
+                ))
+            }
+            "get_s3_request_metrics" => s3_metrics(api, typed::parse(args)?).await,
+            "lookup_cloudtrail_events" => trail(api, typed::parse(args)?).await,
+            other if actions::handles(other) => actions::call(api, other, args).await,
+            other => Err(ToolError::UnknownTool(other.to_owned())),
+        }
+    }
+}
+
+/// One line per item under a count, or a sentence saying there are none.
+fn lines(what: &str, items: &[Value], line: impl Fn(&Value) -> String, data: Value) -> ToolOutput {
+    let text = if items.is_empty() {
+        format!("no {what}")
+    } else {
+        let mut t = format!("{} {what}:\n", items.len());
+        for i in items {
+            t.push_str(&line(i));
+            t.push('\n');
+        }
+        t
+    };
+    output(text, data)
+}
+
+/// The window of `start`..`end` (offsets from the API's now), `start`
+/// defaulting to `default_back` before now.
+pub(crate) fn window(
+    api: &dyn AwsApi,
+    start: Option<&str>,
+    end: Option<&str>,
+    default_back: chrono::Duration,
+) -> Result<Window, ToolError> {
+    let now = api.now();
+    let at = |field: &str, t: &str| -> Result<DateTime<Utc>, ToolError> {
+        resolve_time(t, now).map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))
+    };
+    let end = end.map(|t| at("end", t)).transpose()?.unwrap_or(now);
+    let start = start
+        .map(|t| at("start", t))
+        .transpose()?
+        .unwrap_or(end - default_back);
+    if start >= end {
+        return Err(ToolError::InvalidArguments(format!(
+            "`start` ({start}) must be before `end` ({end})"
+        )));
+    }
+    Ok(Window { start, end })
+}
+
+async fn list_ec2(api: &dyn AwsApi, a: ListEc2Args) -> Result<ToolOutput, ToolError> {
+    let ids = a.instance_ids.unwrap_or_default();
+    let now = api.now();
+    let instances: Vec<Value> = api
+        .describe_instances(&ids)
+        .await?
+        .into_iter()
+        .filter(|i| {
+            a.state
+                .as_deref()
+                .is_none_or(|s| text(i, "/State/Name") == Some(s))
+        })
+        .filter(|i| {
+            a.tag
+                .as_deref()
+                .is_none_or(|t| format::has_tag(i.get("Tags"), t))
+        })
+        .collect();
+    Ok(lines(
+        "EC2 instances",
+        &instances,
+        |i| format::instance(i, now),
+        json!({"instances": instances}),
+    ))
+}
+
+async fn describe_ec2(api: &dyn AwsApi, a: Ec2Args) -> Result<ToolOutput, ToolError> {
+    let ids = vec![a.instance_id.clone()];
+    let instance = api
+        .describe_instances(&ids)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ToolError::NotFound {
+            what: format!("EC2 instance {}", a.instance_id),
+        })?;
+    let mut text = format::instance(&instance, api.now());
+    for (label, pointer) in [
+        ("state reason", "/StateReason/Message"),
+        ("state transition", "/StateTransitionReason"),
+        ("image", "/ImageId"),
+        ("vpc", "/VpcId"),
+        ("subnet", "/SubnetId"),
+        ("public ip", "/PublicIpAddress"),
+        ("key", "/KeyName"),
+        ("iam profile", "/IamInstanceProfile/Arn"),
+    ] {
+        if let Some(v) = super::text(&instance, pointer).filter(|v| !v.is_empty()) {
+            text.push_str(&format!("\n{label}: {v}"));
+        }
+    }
+    Ok(output(text, json!({"instance": instance})))
+}
+
+async fn status_checks(api: &dyn AwsApi, a: StatusArgs) -> Result<ToolOutput, ToolError> {
+    let ids = a.instance_ids.unwrap_or_default();
+    let statuses: Vec<Value> = api
+        .describe_instance_status(&ids)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            !a.only_impaired
+                || ["/SystemStatus/Status", "/InstanceStatus/Status"]
+                    .iter()
+                    .any(|p| text(s, p).is_some_and(|v| v != "ok"))
+        })
+        .collect();
+    Ok(lines(
+        "instance statuses",
+        &statuses,
+        format::status,
+        json!({"statuses": statuses}),
+    ))
+}
+
+async fn list_asgs(api: &dyn AwsApi, a: ListAsgArgs) -> Result<ToolOutput, ToolError> {
+    let groups: Vec<Value> = api
+        .describe_auto_scaling_groups(&[])
+        .await?
+        .into_iter()
+        .filter(|g| {
+            a.name_contains
+                .as_deref()
+                .is_none_or(|n| text(g, "/AutoScalingGroupName").is_some_and(|x| x.contains(n)))
+        })
+        .collect();
+    Ok(lines(
+        "Auto Scaling groups",
+        &groups,
+        format::asg,
+        json!({"groups": groups}),
+    ))
+}
+
+pub(crate) async fn one_asg(api: &dyn AwsApi, name: &str) -> Result<Value, ToolError> {
+    api.describe_auto_scaling_groups(&[name.to_owned()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ToolError::NotFound {
+            what: format!("Auto Scaling group {name}"),
+        })
+}
+
+async fn describe_asg(api: &dyn AwsApi, a: AsgArgs) -> Result<ToolOutput, ToolError> {
+    let g = one_asg(api, &a.name).await?;
+    let mut text = format::asg(&g);
+    for i in g
+        .get("Instances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        text.push('\n');
+        text.push_str(&format::asg_instance(i));
+    }
+    Ok(output(text, json!({"group": g})))
+}
+
+async fn asg_activities(api: &dyn AwsApi, a: AsgActivitiesArgs) -> Result<ToolOutput, ToolError> {
+    let mut acts = api.describe_scaling_activities(&a.name).await?;
+    acts.truncate(a.limit.unwrap_or(10).clamp(1, 100));
+    let now = api.now();
+    Ok(lines(
+        "scaling activities",
+        &acts,
+        |x| format::activity(x, now),
+        json!({"activities": acts}),
+    ))
+}
+
+async fn list_dbs(api: &dyn AwsApi, id: Option<&str>) -> Result<ToolOutput, ToolError> {
+    let dbs = api.describe_db_instances(id).await?;
+    match (id, dbs.first()) {
+        (Some(_), Some(db)) => {
+            let mut text = format::db(db);
+            for g in db
+                .get("DBParameterGroups")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                text.push_str(&format!(
+                    "\nparameter group {} {}",
+                    super::text(g, "/DBParameterGroupName").unwrap_or("-"),
+                    super::text(g, "/ParameterApplyStatus").unwrap_or("-")
+                ));
+            }
+            for (label, pointer) in [
+                ("zone", "/AvailabilityZone"),
+                ("standby zone", "/SecondaryAvailabilityZone"),
+                ("maintenance window", "/PreferredMaintenanceWindow"),
+            ] {
+                if let Some(v) = super::text(db, pointer) {
+                    text.push_str(&format!("\n{label}: {v}"));
+                }
+            }
+            Ok(output(text, json!({"instance": db})))
+        }
+        _ => Ok(lines(
+            "DB instances",
+            &dbs,
+            format::db,
+            json!({"instances": dbs}),
+        )),
+    }
+}
+
+async fn rds_events(api: &dyn AwsApi, a: RdsEventsArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(24),
+    )?;
+    let id = a.db_instance_identifier.as_deref();
+    if let Some(id) = id {
+        // An unknown identifier is an error, not a quiet empty list.
+        api.describe_db_instances(Some(id)).await?;
+    }
+    let events = api.describe_db_events(id, w).await?;
+    let now = api.now();
+    Ok(lines(
+        "RDS events",
+        &events,
+        |e| format::db_event(e, now),
+        json!({"events": events}),
+    ))
+}
+
+async fn alarms(api: &dyn AwsApi, a: AlarmsArgs) -> Result<ToolOutput, ToolError> {
+    let alarms = api
+        .describe_alarms(a.state.map(AlarmState::as_str), a.name_prefix.as_deref())
+        .await?;
+    let now = api.now();
+    Ok(lines(
+        "CloudWatch alarms",
+        &alarms,
+        |x| format::alarm(x, now),
+        json!({"alarms": alarms}),
+    ))
+}
+
+async fn alarm_history(api: &dyn AwsApi, a: AlarmHistoryArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(24),
+    )?;
+    let items = api
+        .describe_alarm_history(a.alarm_name.as_deref(), w)
+        .await?;
+    let now = api.now();
+    Ok(lines(
+        "alarm history items",
+        &items,
+        |h| format::history(h, now),
+        json!({"items": items}),
+    ))
+}
+
+fn period(p: Option<u32>) -> Result<u32, ToolError> {
+    let p = p.unwrap_or(300);
+    if p == 0 || (p >= 60 && p % 60 != 0) || p > 86_400 {
+        return Err(ToolError::InvalidArguments(format!(
+            "`period_seconds`: {p} must be 1, 5, 10, 30 or a multiple of 60 up to 86400"
+        )));
+    }
+    Ok(p)
+}
+
+async fn metric(api: &dyn AwsApi, a: MetricArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(1),
+    )?;
+    let q = MetricQuery {
+        namespace: a.namespace,
+        metric_name: a.metric_name,
+        dimensions: a.dimensions,
+        stat: a.stat.unwrap_or(Stat::Average).as_str().to_owned(),
+        period: period(a.period_seconds)?,
+        window: w,
+    };
+    let points = api.get_metric_data(&q).await?;
+    let (summary, data) = format::summary(&points);
+    let dims: Vec<String> = q
+        .dimensions
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut text = format!(
+        "{} {} {{{}}} {} per {}s: {summary}",
+        q.namespace,
+        q.metric_name,
+        dims.join(","),
+        q.stat,
+        q.period
+    );
+    if points.is_empty() {
+        text.push_str(" — check the name and that the dimensions are all of the metric's (list_cloudwatch_metrics)");
+    }
+    text.push('\n');
+    text.push_str(&points_line(&points));
+    Ok(output(
+        text,
+        json!({"summary": data, "datapoints": points, "stat": q.stat, "period": q.period}),
+    ))
+}
+
+fn points_line(points: &[Datapoint]) -> String {
+    points
+        .iter()
+        .map(|p| format!("{} {}", p.at.format("%H:%M"), format::round(p.value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn list_metrics(api: &dyn AwsApi, a: ListMetricsArgs) -> Result<ToolOutput, ToolError> {
+    let metrics: Vec<Value> = api
+        .list_metrics(a.namespace.as_deref(), a.metric_name.as_deref())
+        .await?
+        .into_iter()
+        .filter(|m| {
+            a.dimension.as_deref().is_none_or(|d| {
+                let (name, value) = d.split_once('=').map_or((d, None), |(n, v)| (n, Some(v)));
+                m.get("Dimensions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ds| {
+                        ds.iter().any(|x| {
+                            text(x, "/Name") == Some(name.trim())
+                                && value.is_none_or(|v| text(x, "/Value") == Some(v.trim()))
+                        })
+                    })
+            })
+        })
+        .collect();
+    Ok(lines(
+        "metrics",
+        &metrics,
+        format::metric_id,
+        json!({"metrics": metrics}),
+    ))
+}
+
+async fn log_groups(api: &dyn AwsApi, a: LogGroupsArgs) -> Result<ToolOutput, ToolError> {
+    let groups = api.describe_log_groups(a.prefix.as_deref()).await?;
+    Ok(lines(
+        "log groups",
+        &groups,
+        |g| {
+            format!(
+                "{} stored {} bytes",
+                text(g, "/logGroupName").unwrap_or("-"),
+                g.get("storedBytes")
+                    .map_or("-".to_owned(), Value::to_string)
+            )
+        },
+        json!({"log_groups": groups}),
+    ))
+}
+
+async fn logs(api: &dyn AwsApi, a: LogsArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(1),
+    )?;
+    let limit = a.limit.unwrap_or(50).clamp(1, 500);
+    let pattern = a.pattern.as_deref().filter(|p| !p.trim().is_empty());
+    let events = api
+        .filter_log_events(&a.log_group, pattern, w, limit)
+        .await?;
+    Ok(lines(
+        "log events",
+        &events,
+        format::log_event,
+        json!({"events": events}),
+    ))
+}
+
+async fn target_health(api: &dyn AwsApi, a: TargetHealthArgs) -> Result<ToolOutput, ToolError> {
+    let arn = if a.target_group.starts_with("arn:") {
+        a.target_group.clone()
+    } else {
+        api.describe_target_groups(None)
+            .await?
+            .iter()
+            .find(|tg| text(tg, "/TargetGroupName") == Some(a.target_group.as_str()))
+            .and_then(|tg| text(tg, "/TargetGroupArn"))
+            .map(str::to_owned)
+            .ok_or_else(|| ToolError::NotFound {
+                what: format!("target group {}", a.target_group),
+            })?
+    };
+    let targets = api.describe_target_health(&arn).await?;
+    let healthy = targets
+        .iter()
+        .filter(|t| text(t, "/TargetHealth/State") == Some("healthy"))
+        .count();
+    let mut out = lines(
+        "targets",
+        &targets,
+        format::target_health,
+        json!({"target_group_arn": arn, "targets": targets, "healthy": healthy}),
+    );
+    out.text = format!("{healthy} of {} healthy; {}", targets.len(), out.text);
+    Ok(out)
+}
+
+async fn ecs_service(api: &dyn AwsApi, a: EcsServiceArgs) -> Result<ToolOutput, ToolError> {
+    let s = api
+        .describe_ecs_services(&a.cluster, std::slice::from_ref(&a.service))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ToolError::NotFound {
+            what: format!("ECS service {} in cluster {}", a.service, a.cluster),
+        })?;
+    let now = api.now();
+    let mut text = format::ecs_service(&s);
+    for d in s
+        .get("deployments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        text.push('\n');
+        text.push_str(&format::ecs_deployment(d, now));
+    }
+    for e in s
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(10)
+    {
+        text.push_str(&format!(
+            "\n  {} {}",
+            format::when(super::world::time_at(e, "/createdAt"), now),
+            super::text(e, "/message").unwrap_or("-")
+        ));
+    }
+    Ok(output(text, json!({"service": s})))
+}
+
+/// Sums of several metrics of one namespace and dimension set.
+async fn sums(
+    api: &dyn AwsApi,
+    namespace: &str,
+    names: &[&str],
+    dimensions: BTreeMap<String, String>,
+    period: u32,
+    w: Window,
+) -> Result<(String, Value), ToolError> {
+    let mut text = String::new();
+    let mut data = serde_json::Map::new();
+    for name in names {
+        let q = MetricQuery {
+            namespace: namespace.to_owned(),
+            metric_name: (*name).to_owned(),
+            dimensions: dimensions.clone(),
+            stat: "Sum".to_owned(),
+            period,
+            window: w,
+        };
+        let points = api.get_metric_data(&q).await?;
+        let total: f64 = points.iter().map(|p| p.value).sum();
+        let peak = points.iter().map(|p| p.value).fold(0.0, f64::max);
+        text.push_str(&format!(
+            "{name}: total {} peak {} per {period}s\n",
+            format::round(total),
+            format::round(peak)
+        ));
+        if !points.is_empty() {
+            text.push_str(&format!("  {}\n", points_line(&points)));
+        }
+        data.insert(
+            (*name).to_owned(),
+            json!({"total": total, "peak": peak, "datapoints": points}),
+        );
+    }
+    Ok((text, Value::Object(data)))
+}
+
+fn ratio(data: &Value, part: &str, whole: &str) -> Option<f64> {
+    let p = data.pointer(&format!("/{part}/total"))?.as_f64()?;
+    let w = data.pointer(&format!("/{whole}/total"))?.as_f64()?;
+    (w > 0.0).then_some(p / w)
+}
+
+async fn lambda_errors(api: &dyn AwsApi, a: LambdaErrorsArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(1),
+    )?;
+    let dims = BTreeMap::from([("FunctionName".to_owned(), a.function_name.clone())]);
+    let (body, mut data) = sums(
+        api,
+        "AWS/Lambda",
+        &["Invocations", "Errors", "Throttles"],
+        dims,
+        period(a.period_seconds)?,
+        w,
+    )
+    .await?;
+    let rate = ratio(&data, "Errors", "Invocations");
+    if let Some(map) = data.as_object_mut() {
+        map.insert("error_rate".into(), json!(rate));
+    }
+    let head = match rate {
+        Some(r) => format!("{}: error rate {:.2}%\n", a.function_name, r * 100.0),
+        None => format!("{}: no invocations in the window\n", a.function_name),
+    };
+    Ok(output(head + &body, data))
+}
+
+async fn s3_metrics(api: &dyn AwsApi, a: S3MetricsArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(1),
+    )?;
+    let filter = a.filter_id.unwrap_or_else(|| "EntireBucket".to_owned());
+    let dims = BTreeMap::from([
+        ("BucketName".to_owned(), a.bucket.clone()),
+        ("FilterId".to_owned(), filter),
+    ]);
+    let (body, mut data) = sums(
+        api,
+        "AWS/S3",
+        &["AllRequests", "4xxErrors", "5xxErrors"],
+        dims,
+        period(a.period_seconds)?,
+        w,
+    )
+    .await?;
+    let r4 = ratio(&data, "4xxErrors", "AllRequests");
+    let r5 = ratio(&data, "5xxErrors", "AllRequests");
+    if let Some(map) = data.as_object_mut() {
+        map.insert("rate_4xx".into(), json!(r4));
+        map.insert("rate_5xx".into(), json!(r5));
+    }
+    let pct = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{:.2}%", r * 100.0));
+    let head = format!(
+        "{}: 4xx {} 5xx {} of requests\n",
+        a.bucket,
+        pct(r4),
+        pct(r5)
+    );
+    Ok(output(head + &body, data))
+}
+
+async fn trail(api: &dyn AwsApi, a: TrailArgs) -> Result<ToolOutput, ToolError> {
+    let w = window(
+        api,
+        a.start.as_deref(),
+        a.end.as_deref(),
+        chrono::Duration::hours(24),
+    )?;
+    let mut events = api
+        .lookup_cloudtrail_events(a.resource_name.as_deref(), w)
+        .await?;
+    events.truncate(a.limit.unwrap_or(50).clamp(1, 200));
+    let now = api.now();
+    Ok(lines(
+        "CloudTrail events",
+        &events,
+        |e| format::trail_event(e, now),
+        json!({"events": events}),
+    ))
+}
