@@ -241,7 +241,7 @@ on_both!(evidence_diagnoses_and_proposals_round_trip, |db| {
 
     let p = ActionProposal {
         id: ProposalId::new(),
-        incident_id: inc.id,
+        incident_id: Some(inc.id),
         diagnosis_id: Some(d.id),
         action: Action::SetResources,
         target: d.component.clone(),
@@ -250,6 +250,8 @@ on_both!(evidence_diagnoses_and_proposals_round_trip, |db| {
         rationale: "peak usage 700Mi".into(),
         status: ProposalStatus::Proposed,
         created_at: brain::store::timestamp(),
+        tool: None,
+        requested_by: "agent".into(),
     };
     s.add_proposal(&p).await.expect("proposal");
     assert_eq!(s.get_proposal(p.id).await.expect("get"), p);
@@ -274,7 +276,7 @@ async fn proposal(s: &Store) -> ActionProposal {
         .expect("create");
     let p = ActionProposal {
         id: ProposalId::new(),
-        incident_id: inc.id,
+        incident_id: Some(inc.id),
         diagnosis_id: None,
         action: Action::Rollback,
         target: "deployment/prod/checkout".parse().expect("component"),
@@ -283,6 +285,8 @@ async fn proposal(s: &Store) -> ActionProposal {
         rationale: "errors began with revision 14".into(),
         status: ProposalStatus::Proposed,
         created_at: brain::store::timestamp(),
+        tool: None,
+        requested_by: "agent".into(),
     };
     s.add_proposal(&p).await.expect("proposal");
     p

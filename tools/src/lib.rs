@@ -10,6 +10,7 @@
 
 pub mod aws;
 pub mod changes;
+pub mod gate;
 pub mod logs;
 pub mod mcp;
 pub mod prometheus;

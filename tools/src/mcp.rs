@@ -28,8 +28,8 @@ use std::time::Duration;
 /// What happens to a call of a tool that is not `read`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    /// Policy allows it now.
-    Run,
+    /// Policy allows it now; `reference` names the approval it runs under.
+    Run { reference: Option<String> },
     /// Held for a human: nothing ran; `reference` identifies the request.
     Pending { reference: String },
     /// Never allowed.
@@ -40,7 +40,18 @@ pub enum Admission {
 /// approval queue by the service; the agents' calls go through the same.
 #[async_trait]
 pub trait CallGate: Send + Sync {
-    async fn admit(&self, spec: &ToolSpec, args: &Value, caller: &str) -> Admission;
+    /// Decide a call of `spec` with `args` on `target` (from the backend)
+    /// asked for by `caller`.
+    async fn admit(
+        &self,
+        spec: &ToolSpec,
+        args: &Value,
+        target: Option<&str>,
+        caller: &str,
+    ) -> Admission;
+
+    /// The call admitted under `reference` ran, successfully or not.
+    async fn finished(&self, _reference: &str, _ok: bool, _summary: &str) {}
 }
 
 /// A gate that lets nothing act: the default until an approval queue is
@@ -50,7 +61,13 @@ pub struct ReadOnly;
 
 #[async_trait]
 impl CallGate for ReadOnly {
-    async fn admit(&self, spec: &ToolSpec, _args: &Value, _caller: &str) -> Admission {
+    async fn admit(
+        &self,
+        spec: &ToolSpec,
+        _args: &Value,
+        _target: Option<&str>,
+        _caller: &str,
+    ) -> Admission {
         Admission::Refused {
             reason: format!(
                 "{} is a {} risk tool; this server runs read tools only. Propose the action on an incident so a human can approve it.",
@@ -108,9 +125,15 @@ impl McpServer {
                 "{name} is forbidden by policy and never runs"
             ))));
         }
+        let mut reference = None;
         if spec.risk != Risk::Read {
-            match self.gate.admit(spec, &args, &self.caller).await {
-                Admission::Run => {}
+            let target = self.registry.target(name, &args);
+            match self
+                .gate
+                .admit(spec, &args, target.as_deref(), &self.caller)
+                .await
+            {
+                Admission::Run { reference: r } => reference = r,
                 Admission::Pending { reference } => {
                     return Ok(error_result(&ToolError::NeedsApproval(format!(
                         "{name} did not run: it waits for a human approval ({reference})"
@@ -121,7 +144,15 @@ impl McpServer {
                 }
             }
         }
-        Ok(match self.registry.call(name, args).await {
+        let outcome = self.registry.call(name, args).await;
+        if let Some(r) = &reference {
+            let summary = match &outcome {
+                Ok(out) => out.text.chars().take(500).collect::<String>(),
+                Err(e) => e.to_string(),
+            };
+            self.gate.finished(r, outcome.is_ok(), &summary).await;
+        }
+        Ok(match outcome {
             Ok(out) => {
                 let mut result = CallToolResult::success(vec![ContentBlock::text(out.text)]);
                 if !out.data.is_null() {

@@ -103,6 +103,12 @@ impl Registry {
         self.tools.is_empty()
     }
 
+    /// The component a call of `name` with `args` acts on, if it acts.
+    pub fn target(&self, name: &str, args: &serde_json::Value) -> Option<String> {
+        let e = self.tools.get(name)?;
+        e.backend.target(&e.backend_name, args)
+    }
+
     /// Tool counts per backend, for docs and the closing note.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();

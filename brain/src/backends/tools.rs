@@ -80,4 +80,12 @@ pub trait ToolBackend: Send + Sync {
     fn name(&self) -> &str;
     fn tools(&self) -> Vec<ToolSpec>;
     async fn call(&self, tool: &str, args: serde_json::Value) -> Result<ToolOutput, ToolError>;
+
+    /// For a tool that acts: the component a call acts on, as the spec
+    /// names components (`deployment/prod/api`, `node/ip-10-0-3-17`,
+    /// `aws/rds/orders-db`), so policy and approvals can judge the target.
+    /// `None` for read tools, or when the arguments do not say.
+    fn target(&self, _tool: &str, _args: &serde_json::Value) -> Option<String> {
+        None
+    }
 }

@@ -57,7 +57,8 @@ str_enum!(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionProposal {
     pub id: ProposalId,
-    pub incident_id: IncidentId,
+    /// None for an action asked for outside an incident (an MCP client).
+    pub incident_id: Option<IncidentId>,
     pub diagnosis_id: Option<DiagnosisId>,
     #[schema(value_type = String)]
     pub action: Action,
@@ -69,6 +70,17 @@ pub struct ActionProposal {
     pub rationale: String,
     pub status: ProposalStatus,
     pub created_at: DateTime<Utc>,
+    /// The registry tool that performs it, when asked for as a tool call
+    /// (`params` are then the call's arguments).
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// Who asked: `agent` for the agents, `mcp:http` or `mcp:stdio` for MCP.
+    #[serde(default = "agent")]
+    pub requested_by: String,
+}
+
+fn agent() -> String {
+    "agent".into()
 }
 
 str_enum!(

@@ -35,7 +35,7 @@ struct DiagnosisRow {
 #[derive(sqlx::FromRow)]
 struct ProposalRow {
     id: Uuid,
-    incident_id: Uuid,
+    incident_id: Option<Uuid>,
     diagnosis_id: Option<Uuid>,
     action: String,
     target: String,
@@ -44,6 +44,8 @@ struct ProposalRow {
     rationale: String,
     status: String,
     created_at: DateTime<Utc>,
+    tool: Option<String>,
+    requested_by: String,
 }
 
 impl TryFrom<ProposalRow> for ActionProposal {
@@ -53,7 +55,7 @@ impl TryFrom<ProposalRow> for ActionProposal {
             |what: &str, v: &str| StoreError::corrupt("action_proposals", format!("{what} {v:?}"));
         Ok(ActionProposal {
             id: ProposalId(r.id),
-            incident_id: IncidentId(r.incident_id),
+            incident_id: r.incident_id.map(IncidentId),
             diagnosis_id: r.diagnosis_id.map(DiagnosisId),
             action: r.action.parse().map_err(|_| bad("action", &r.action))?,
             target: r.target.parse().map_err(|_| bad("target", &r.target))?,
@@ -62,6 +64,8 @@ impl TryFrom<ProposalRow> for ActionProposal {
             rationale: r.rationale,
             status: ProposalStatus::parse(&r.status).ok_or_else(|| bad("status", &r.status))?,
             created_at: r.created_at,
+            tool: r.tool,
+            requested_by: r.requested_by,
         })
     }
 }
@@ -74,7 +78,7 @@ fn parse_risk(s: &str) -> Option<Risk> {
 
 macro_rules! proposal_columns {
     () => {
-        "id, incident_id, diagnosis_id, action, target, params, risk, rationale, status, created_at"
+        "id, incident_id, diagnosis_id, action, target, params, risk, rationale, status, created_at, tool, requested_by"
     };
 }
 
@@ -208,12 +212,12 @@ impl Store {
         let sql = concat!(
             "INSERT INTO action_proposals (",
             proposal_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         with_db!(self, write, |p| {
             sqlx::query(sql)
                 .bind(a.id.0)
-                .bind(a.incident_id.0)
+                .bind(a.incident_id.map(|i| i.0))
                 .bind(a.diagnosis_id.map(|d| d.0))
                 .bind(a.action.as_str())
                 .bind(a.target.to_string())
@@ -222,10 +226,15 @@ impl Store {
                 .bind(&a.rationale)
                 .bind(a.status.as_str())
                 .bind(a.created_at)
+                .bind(a.tool.as_deref())
+                .bind(&a.requested_by)
                 .execute(p)
                 .await
                 .map_err(|err| {
-                    foreign_key_to_not_found(err, || format!("incident {}", a.incident_id))
+                    foreign_key_to_not_found(err, || {
+                        a.incident_id
+                            .map_or_else(|| "diagnosis".to_owned(), |i| format!("incident {i}"))
+                    })
                 })?;
         });
         Ok(())
@@ -257,6 +266,80 @@ impl Store {
             sqlx::query_as(sql).bind(id.0).fetch_all(p).await?
         });
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// The newest proposal for exactly this tool call (same tool, same
+    /// arguments, same requester) that is still waiting or approved, if any:
+    /// a repeated call finds the approval its first attempt asked for.
+    pub async fn open_tool_proposal(
+        &self,
+        tool: &str,
+        params: &serde_json::Value,
+        requested_by: &str,
+    ) -> Result<Option<ActionProposal>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            proposal_columns!(),
+            " FROM action_proposals WHERE tool = $1 AND requested_by = $2 AND status IN ($3, $4)
+              ORDER BY created_at DESC, id DESC LIMIT 50"
+        );
+        let rows: Vec<ProposalRow> = with_db!(self, read, |p| {
+            sqlx::query_as(sql)
+                .bind(tool)
+                .bind(requested_by)
+                .bind(ProposalStatus::AwaitingApproval.as_str())
+                .bind(ProposalStatus::Approved.as_str())
+                .fetch_all(p)
+                .await?
+        });
+        for row in rows {
+            if row.params.0 == *params {
+                return Ok(Some(row.try_into()?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Move a proposal from `from` to `to` if it is still in `from`; false
+    /// when another caller moved it first. Claiming an approved proposal
+    /// for execution this way runs it at most once.
+    pub async fn transition_proposal(
+        &self,
+        id: ProposalId,
+        from: ProposalStatus,
+        to: ProposalStatus,
+    ) -> Result<bool, StoreError> {
+        let moved = with_db!(self, write, |p| {
+            sqlx::query("UPDATE action_proposals SET status = $1 WHERE id = $2 AND status = $3")
+                .bind(to.as_str())
+                .bind(id.0)
+                .bind(from.as_str())
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(moved == 1)
+    }
+
+    /// The approval asked for `proposal`, if any.
+    pub async fn approval_for_proposal(
+        &self,
+        proposal: ProposalId,
+    ) -> Result<Option<crate::domain::Approval>, StoreError> {
+        let pending = self.pending_approvals().await?;
+        if let Some(a) = pending.into_iter().find(|a| a.proposal_id == proposal) {
+            return Ok(Some(a));
+        }
+        let id: Option<Uuid> = with_db!(self, read, |p| {
+            sqlx::query_scalar("SELECT id FROM approvals WHERE proposal_id = $1")
+                .bind(proposal.0)
+                .fetch_optional(p)
+                .await?
+        });
+        match id {
+            Some(id) => Ok(Some(self.get_approval(ApprovalId(id)).await?)),
+            None => Ok(None),
+        }
     }
 
     pub async fn record_llm_call(&self, c: &LlmCall) -> Result<(), StoreError> {
