@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod changes;
 pub mod gate;
+pub mod kubernetes;
 pub mod logs;
 pub mod mcp;
 pub mod prometheus;
