@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// `[tools]`: the tool backends and MCP.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolsConfig {
     /// Bearer token MCP clients must send to `/mcp`. Without one, `/mcp`
@@ -35,6 +35,19 @@ pub struct ToolsConfig {
     pub prometheus_url: Option<String>,
     /// External MCP servers whose tools join the registry as `name__tool`.
     pub mcp_servers: std::collections::BTreeMap<String, McpServerConfig>,
+    /// How long an approval asked for by a tool call stays open, minutes.
+    pub approval_ttl_minutes: u64,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            mcp_token: None,
+            prometheus_url: None,
+            mcp_servers: Default::default(),
+            approval_ttl_minutes: 60,
+        }
+    }
 }
 
 /// `[tools.mcp_servers.NAME]`: an external MCP server.

@@ -54,29 +54,6 @@ pub trait CallGate: Send + Sync {
     async fn finished(&self, _reference: &str, _ok: bool, _summary: &str) {}
 }
 
-/// A gate that lets nothing act: the default until an approval queue is
-/// wired in, and what `cerebro mcp` uses (stdio has no human to ask).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReadOnly;
-
-#[async_trait]
-impl CallGate for ReadOnly {
-    async fn admit(
-        &self,
-        spec: &ToolSpec,
-        _args: &Value,
-        _target: Option<&str>,
-        _caller: &str,
-    ) -> Admission {
-        Admission::Refused {
-            reason: format!(
-                "{} is a {} risk tool; this server runs read tools only. Propose the action on an incident so a human can approve it.",
-                spec.name, spec.risk
-            ),
-        }
-    }
-}
-
 /// The registry as an MCP server.
 #[derive(Clone)]
 pub struct McpServer {

@@ -218,11 +218,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let registry = web::tools::build_registry(&config, &store)
                 .await
                 .map_err(Failure::Config)?;
-            let server = web::tools::mcp_server(
-                std::sync::Arc::new(registry),
-                std::sync::Arc::new(tools::mcp::ReadOnly),
-                "mcp:stdio",
-            );
+            let server =
+                web::tools::mcp_server(&config, &store, std::sync::Arc::new(registry), "mcp:stdio")
+                    .map_err(Failure::Config)?;
             server.serve_stdio().await.map_err(Failure::Run)
         }
         Command::FetchModels { names } => {

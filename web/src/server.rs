@@ -75,10 +75,7 @@ impl Bound {
             shutdown.clone(),
         ));
         let max_connections = self.state.config.server.max_connections;
-        // Tools that act wait in the approval queue once it is wired to
-        // MCP (issue #5); until then `/mcp` serves read tools only.
-        let mcp =
-            crate::tools::mcp_server(self.registry, Arc::new(tools::mcp::ReadOnly), "mcp:http");
+        let mcp = crate::tools::mcp_server(&self.state.config, &store, self.registry, "mcp:http")?;
         let mcp_routes = crate::tools::mcp_routes(&self.state.config, mcp, shutdown.child_token());
         let app = router(self.state).merge(mcp_routes);
         let stop = shutdown.clone();

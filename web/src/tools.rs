@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tools::Registry;
+use tools::gate::ApprovalGate;
 use tools::mcp::{CallGate, McpClient, McpServer};
 
 /// Every backend the config enables. External MCP servers that cannot be
@@ -93,7 +94,18 @@ async fn require_token(
     }
 }
 
-/// The MCP server over the registry, with `gate` deciding any call that acts.
-pub fn mcp_server(registry: Arc<Registry>, gate: Arc<dyn CallGate>, caller: &str) -> McpServer {
-    McpServer::new(registry, gate, caller)
+/// The MCP server over the registry. Any call that acts goes through the
+/// policy and the approval queue, the same path as the agents' own calls.
+pub fn mcp_server(
+    config: &Config,
+    store: &Store,
+    registry: Arc<Registry>,
+    caller: &str,
+) -> anyhow::Result<McpServer> {
+    let policy = brain::policy::Policy::new(config.policy.clone())?;
+    let ttl = chrono::Duration::minutes(
+        i64::try_from(config.tools.approval_ttl_minutes.max(1)).unwrap_or(60),
+    );
+    let gate: Arc<dyn CallGate> = Arc::new(ApprovalGate::new(store.clone(), policy, ttl));
+    Ok(McpServer::new(registry, gate, caller))
 }
