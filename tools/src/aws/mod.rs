@@ -9,6 +9,7 @@
 //! the live API and the replay. Times are RFC 3339 strings.
 
 mod actions;
+mod args;
 mod convert;
 mod format;
 pub mod live;

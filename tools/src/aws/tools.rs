@@ -2,6 +2,12 @@
 //! act are in `actions.rs`. Filters the APIs lack (tags, states, name
 //! parts) are applied here, so the live API and the replay filter alike.
 
+use super::args::{
+    AlarmHistoryArgs, AlarmState, AlarmsArgs, AsgActivitiesArgs, AsgArgs, Ec2Args, EcsClusterArgs,
+    EcsServiceArgs, LambdaErrorsArgs, LambdaListArgs, ListAsgArgs, ListEc2Args, ListMetricsArgs,
+    LogGroupsArgs, LogsArgs, MetricArgs, NoArgs, RdsArgs, RdsEventsArgs, S3MetricsArgs, Stat,
+    StatusArgs, TargetGroupsArgs, TargetHealthArgs, TrailArgs,
+};
 use super::{AwsApi, Datapoint, MetricQuery, Window, actions, format, text};
 use crate::typed;
 use async_trait::async_trait;
@@ -10,7 +16,6 @@ use brain::scenario::resolve_time;
 use brain::vocabulary::Risk;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,311 +41,6 @@ pub(crate) fn output(text: String, data: Value) -> ToolOutput {
         data,
         truncated: false,
     }
-}
-
-/// No arguments.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NoArgs {}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListEc2Args {
-    /// Only instances in this state: pending, running, stopping, stopped, shutting-down, terminated.
-    #[serde(default)]
-    state: Option<String>,
-    /// Only instances with this tag: `key=value`, or `key` for any value (e.g. `env=prod`, `Name=web-1`).
-    #[serde(default)]
-    tag: Option<String>,
-    /// Only these instance ids (e.g. `i-0a1b2c3d4e5f67890`).
-    #[serde(default)]
-    instance_ids: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Ec2Args {
-    /// The instance id, e.g. `i-0a1b2c3d4e5f67890`.
-    instance_id: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct StatusArgs {
-    /// Only these instance ids; all instances when omitted.
-    #[serde(default)]
-    instance_ids: Option<Vec<String>>,
-    /// Only instances whose system or instance check is not `ok`.
-    #[serde(default)]
-    only_impaired: bool,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListAsgArgs {
-    /// Only groups whose name contains this text.
-    #[serde(default)]
-    name_contains: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AsgArgs {
-    /// The Auto Scaling group's name.
-    name: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AsgActivitiesArgs {
-    /// The Auto Scaling group's name.
-    name: String,
-    /// At most this many activities, newest first (default 10).
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RdsArgs {
-    /// The DB instance identifier, e.g. `orders-db`.
-    db_instance_identifier: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RdsEventsArgs {
-    /// Only events of this DB instance; all sources when omitted.
-    #[serde(default)]
-    db_instance_identifier: Option<String>,
-    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default; RDS keeps 14 days).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-}
-
-/// A CloudWatch alarm state.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-enum AlarmState {
-    Ok,
-    Alarm,
-    InsufficientData,
-}
-
-impl AlarmState {
-    fn as_str(self) -> &'static str {
-        match self {
-            AlarmState::Ok => "OK",
-            AlarmState::Alarm => "ALARM",
-            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AlarmsArgs {
-    /// Only alarms in this state: OK, ALARM or INSUFFICIENT_DATA.
-    #[serde(default)]
-    state: Option<AlarmState>,
-    /// Only alarms whose name starts with this text.
-    #[serde(default)]
-    name_prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AlarmHistoryArgs {
-    /// Only this alarm's history; all alarms when omitted.
-    #[serde(default)]
-    alarm_name: Option<String>,
-    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-}
-
-/// A CloudWatch statistic.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-enum Stat {
-    Average,
-    Maximum,
-    Minimum,
-    Sum,
-    SampleCount,
-}
-
-impl Stat {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stat::Average => "Average",
-            Stat::Maximum => "Maximum",
-            Stat::Minimum => "Minimum",
-            Stat::Sum => "Sum",
-            Stat::SampleCount => "SampleCount",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct MetricArgs {
-    /// The namespace, e.g. `AWS/RDS`, `AWS/EC2`, `AWS/ApplicationELB`.
-    namespace: String,
-    /// The metric, e.g. `DatabaseConnections`, `CPUUtilization`.
-    metric_name: String,
-    /// All of the metric's dimensions, e.g. `{"DBInstanceIdentifier": "orders-db"}`; list_cloudwatch_metrics shows them.
-    #[serde(default)]
-    dimensions: BTreeMap<String, String>,
-    /// The statistic: Average (default), Maximum, Minimum, Sum or SampleCount.
-    #[serde(default)]
-    stat: Option<Stat>,
-    /// Seconds per datapoint, a multiple of 60 (default 300).
-    #[serde(default)]
-    period_seconds: Option<u32>,
-    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListMetricsArgs {
-    /// Only this namespace, e.g. `AWS/RDS`.
-    #[serde(default)]
-    namespace: Option<String>,
-    /// Only this metric name.
-    #[serde(default)]
-    metric_name: Option<String>,
-    /// Only metrics with this dimension: `Name=Value` (e.g. `DBInstanceIdentifier=orders-db`) or `Name`.
-    #[serde(default)]
-    dimension: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct LogGroupsArgs {
-    /// Only groups whose name starts with this text, e.g. `/aws/lambda/`.
-    #[serde(default)]
-    prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct LogsArgs {
-    /// The log group, e.g. `/aws/lambda/checkout` (list_log_groups lists them).
-    log_group: String,
-    /// A CloudWatch Logs filter pattern: `ERROR` (contains), `ERROR timeout` (both), `"exact phrase"`, `?ERROR ?WARN` (either), `-healthz` (not). Every event when omitted.
-    #[serde(default)]
-    pattern: Option<String>,
-    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-    /// At most this many events, oldest first (default 50, at most 500).
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct TargetGroupsArgs {
-    /// Only the target groups of this load balancer (its ARN); all when omitted.
-    #[serde(default)]
-    load_balancer_arn: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct TargetHealthArgs {
-    /// The target group's name or ARN.
-    target_group: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct EcsClusterArgs {
-    /// The ECS cluster's name or ARN.
-    cluster: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct EcsServiceArgs {
-    /// The ECS cluster's name or ARN.
-    cluster: String,
-    /// The service's name or ARN.
-    service: String,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct LambdaListArgs {
-    /// Only functions whose name contains this text.
-    #[serde(default)]
-    name_contains: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct LambdaErrorsArgs {
-    /// The function's name.
-    function_name: String,
-    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-    /// Seconds per datapoint (default 300).
-    #[serde(default)]
-    period_seconds: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct S3MetricsArgs {
-    /// The bucket's name.
-    bucket: String,
-    /// The request-metrics filter configured on the bucket (default `EntireBucket`).
-    #[serde(default)]
-    filter_id: Option<String>,
-    /// Start of the window: RFC 3339 or an offset such as `-1h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-    /// Seconds per datapoint (default 300).
-    #[serde(default)]
-    period_seconds: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct TrailArgs {
-    /// Only events about this resource (an instance id, a DB identifier, a group or bucket name).
-    #[serde(default)]
-    resource_name: Option<String>,
-    /// Start of the window: RFC 3339 or an offset such as `-24h` (the default).
-    #[serde(default)]
-    start: Option<String>,
-    /// End of the window: RFC 3339 or an offset; default now.
-    #[serde(default)]
-    end: Option<String>,
-    /// At most this many events, newest first (default 50).
-    #[serde(default)]
-    limit: Option<usize>,
 }
 
 fn read<A: JsonSchema>(name: &str, description: &str) -> ToolSpec {
@@ -822,7 +522,7 @@ async fn alarm_history(api: &dyn AwsApi, a: AlarmHistoryArgs) -> Result<ToolOutp
 
 fn period(p: Option<u32>) -> Result<u32, ToolError> {
     let p = p.unwrap_or(300);
-    if p == 0 || (p >= 60 && p % 60 != 0) || p > 86_400 {
+    if p == 0 || (p >= 60 && !p.is_multiple_of(60)) || p > 86_400 {
         return Err(ToolError::InvalidArguments(format!(
             "`period_seconds`: {p} must be 1, 5, 10, 30 or a multiple of 60 up to 86400"
         )));
