@@ -258,7 +258,10 @@ async fn held_then_run_once(store: Store) {
     assert_eq!(text(&read), "runs: 1");
     let audit = store.verify_audit().await.unwrap();
     assert!(audit.is_intact(), "{audit:?}");
-    assert!(audit.entries >= 6, "requests and executions are audited: {audit:?}");
+    assert!(
+        audit.entries >= 6,
+        "requests and executions are audited: {audit:?}"
+    );
 }
 
 #[tokio::test]
@@ -275,4 +278,62 @@ async fn acting_over_mcp_waits_for_approval_on_postgres() {
     held_then_run_once(store.clone()).await;
     store.close().await;
     drop_schema(&schema).await;
+}
+
+/// The real Kubernetes tools over a scenario's world: the scale waits for
+/// approval and changes nothing until then.
+#[tokio::test]
+async fn a_kubernetes_scale_over_mcp_changes_nothing_before_approval() {
+    let (store, _dir) = sqlite().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../evals/scenarios/examples/k8s-oomkilled-payments.yaml"
+    );
+    let scenario = brain::scenario::Scenario::load(std::path::Path::new(path)).unwrap();
+    let api = Arc::new(tools::kubernetes::WorldKubernetes::new(&scenario.world));
+    let mut registry = Registry::new();
+    registry
+        .add(Arc::new(tools::kubernetes::KubernetesTools::new(api)))
+        .unwrap();
+    let gate = Arc::new(ApprovalGate::new(
+        store.clone(),
+        Policy::default(),
+        chrono::Duration::hours(1),
+    ));
+    let mcp = McpServer::new(Arc::new(registry), gate, "mcp:http");
+    let replicas = |mcp: McpServer| async move {
+        let r = mcp
+            .call(
+                "get_resource",
+                json!({"kind": "Deployment", "namespace": "prod", "name": "payments-api"}),
+            )
+            .await
+            .unwrap();
+        let data = r.structured_content.unwrap();
+        data["object"]["spec"]["replicas"]
+            .as_u64()
+            .or(data["spec"]["replicas"].as_u64())
+            .unwrap()
+    };
+    let before = replicas(mcp.clone()).await;
+    let args = json!({"namespace": "prod", "name": "payments-api", "replicas": before + 2});
+    let held = mcp.call("scale_workload", args.clone()).await.unwrap();
+    assert!(text(&held).starts_with("needs_approval"), "{}", text(&held));
+    assert_eq!(
+        replicas(mcp.clone()).await,
+        before,
+        "nothing ran before the approval"
+    );
+    let pending = store.pending_approvals().await.unwrap();
+    let proposal = store.get_proposal(pending[0].proposal_id).await.unwrap();
+    assert_eq!(proposal.action, Action::Scale);
+    assert_eq!(proposal.target.to_string(), "deployment/prod/payments-api");
+    store
+        .decide_approval(pending[0].id, true, "alice", None)
+        .await
+        .unwrap();
+    let ran = mcp.call("scale_workload", args).await.unwrap();
+    assert_ne!(ran.is_error, Some(true), "{}", text(&ran));
+    assert_eq!(replicas(mcp.clone()).await, before + 2);
+    store.close().await;
 }

@@ -155,6 +155,20 @@ impl ToolBackend for AwsTools {
         "aws"
     }
 
+    /// The resource a tool that acts would change, named as the spec names
+    /// AWS components (`aws/ec2/i-…`, `aws/asg/web-asg`, `aws/rds/orders-db`).
+    fn target(&self, tool: &str, args: &Value) -> Option<String> {
+        let arg = |k: &str| args.get(k).and_then(Value::as_str);
+        match tool {
+            "reboot_ec2_instance" => Some(format!("aws/ec2/{}", arg("instance_id")?)),
+            "set_asg_desired_capacity" => Some(format!("aws/asg/{}", arg("name")?)),
+            "reboot_rds_instance" | "modify_rds_instance" => {
+                Some(format!("aws/rds/{}", arg("db_instance_identifier")?))
+            }
+            _ => None,
+        }
+    }
+
     fn tools(&self) -> Vec<ToolSpec> {
         let mut specs = read_specs();
         specs.extend(actions::specs());

@@ -360,6 +360,27 @@ impl ToolBackend for KubernetesTools {
         "kubernetes"
     }
 
+    /// The component a tool that acts would change, named as the spec names
+    /// components, for the policy and the approval record.
+    fn target(&self, tool: &str, args: &serde_json::Value) -> Option<String> {
+        let arg = |k: &str| args.get(k).and_then(serde_json::Value::as_str);
+        let (namespace, name) = (arg("namespace"), arg("name")?);
+        match tool {
+            "cordon_node" | "drain_node" => Some(format!("node/{name}")),
+            "delete_pod" => Some(format!("pod/{}/{name}", namespace?)),
+            "patch_hpa" => Some(format!("horizontalpodautoscaler/{}/{name}", namespace?)),
+            "restart_rollout"
+            | "scale_workload"
+            | "rollback_deployment"
+            | "set_resources"
+            | "set_image" => {
+                let kind = arg("kind").unwrap_or("Deployment").to_lowercase();
+                Some(format!("{kind}/{}/{name}", namespace?))
+            }
+            _ => None,
+        }
+    }
+
     fn tools(&self) -> Vec<ToolSpec> {
         let mut drain = act::<NodeActArgs>(
             "drain_node",
