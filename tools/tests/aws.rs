@@ -811,6 +811,12 @@ async fn live_sdk_on_ministack_and_the_replay_of_the_same_resources_agree() {
     for (tool, args, extract) in table(&seeded) {
         let l = call(&live, tool, args.clone()).await;
         let w = call(&world, tool, args.clone()).await;
+        // Shown with --nocapture: what a model reads from each backend.
+        println!(
+            "{tool} {args}\n  live:  {}\n  world: {}",
+            l.text.trim_end(),
+            w.text.trim_end()
+        );
         let (lv, wv) = (extract(&l), extract(&w));
         if lv != wv {
             disagreements.push(format!(
@@ -1059,4 +1065,191 @@ async fn live_list_ec2_instances_latency_through_the_registry() {
         times[19].as_secs_f64() * 1e3
     );
     assert!(median < Duration::from_secs(2), "{median:?}");
+}
+
+/// Seed ELBv2, ECS and Lambda metrics through the SDK; the ARNs made.
+async fn seed_services(url: &str) -> (String, String) {
+    use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription};
+    let conf = sdk(url).await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let lb = elb
+        .create_load_balancer()
+        .name("web-alb")
+        .subnets("subnet-00000001")
+        .subnets("subnet-00000002")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_owned();
+    let tg = elb
+        .create_target_group()
+        .name("web-tg")
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id("vpc-00000001")
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0].target_group_arn().unwrap().to_owned();
+    elb.register_targets()
+        .target_group_arn(&tg_arn)
+        .targets(
+            TargetDescription::builder()
+                .id("i-0aaaaaaaaaaaaaaaa")
+                .port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    ecs.create_cluster()
+        .cluster_name("shop")
+        .send()
+        .await
+        .unwrap();
+    ecs.register_task_definition()
+        .family("web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("nginx:1.27")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster("shop")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let at = aws_smithy_types::DateTime::from_secs(
+        (Utc::now() - ChronoDuration::minutes(10)).timestamp() / 300 * 300,
+    );
+    for (name, v) in [("Invocations", 200.0), ("Errors", 10.0), ("Throttles", 0.0)] {
+        cw.put_metric_data()
+            .namespace("AWS/Lambda")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(name)
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("FunctionName")
+                            .value("checkout")
+                            .build(),
+                    )
+                    .timestamp(at)
+                    .value(v)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    (lb_arn, tg_arn)
+}
+
+#[tokio::test]
+async fn load_balancers_ecs_services_and_lambda_errors_agree_live_and_in_the_replay() {
+    let m = start_ministack().await;
+    let (lb_arn, tg_arn) = seed_services(&m.url).await;
+    let live = registry(Arc::new(LiveAws::connect(&config(&m.url)).await));
+    let ten_min_ago = (Utc::now() - ChronoDuration::minutes(10)).timestamp() / 300 * 300;
+    let at = DateTime::from_timestamp(ten_min_ago, 0)
+        .unwrap()
+        .to_rfc3339();
+    let mut w = World::from_yaml(&format!("now: {}", Utc::now().to_rfc3339())).unwrap();
+    w.aws = json!({
+        "elbv2": {
+            "load_balancers": [{"LoadBalancerName": "web-alb", "LoadBalancerArn": lb_arn, "Type": "application"}],
+            "target_groups": [{"TargetGroupName": "web-tg", "TargetGroupArn": tg_arn, "Protocol": "HTTP", "Port": 80}],
+            "target_health": {tg_arn.clone(): [{"Target": {"Id": "i-0aaaaaaaaaaaaaaaa", "Port": 80}, "TargetHealth": {"State": "healthy"}}]},
+        },
+        "ecs": {"services": [{"serviceName": "web", "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/shop",
+                              "desiredCount": 2, "runningCount": 2, "taskDefinition": "web"}]},
+        "cloudwatch": {"metrics": [
+            {"namespace": "AWS/Lambda", "name": "Invocations", "dimensions": {"FunctionName": "checkout"}, "start": at, "step": "5m", "values": [200.0]},
+            {"namespace": "AWS/Lambda", "name": "Errors", "dimensions": {"FunctionName": "checkout"}, "start": at, "step": "5m", "values": [10.0]},
+            {"namespace": "AWS/Lambda", "name": "Throttles", "dimensions": {"FunctionName": "checkout"}, "start": at, "step": "5m", "values": [0.0]},
+        ]},
+    });
+    let world = replay(&w);
+    let table: Vec<(&str, Value, Extract)> = vec![
+        ("list_load_balancers", json!({}), |o| {
+            pick(
+                &o.data["load_balancers"],
+                &["/LoadBalancerName", "/LoadBalancerArn"],
+            )
+        }),
+        ("list_target_groups", json!({}), |o| {
+            pick(
+                &o.data["target_groups"],
+                &["/TargetGroupName", "/TargetGroupArn", "/Port"],
+            )
+        }),
+        (
+            "get_target_health",
+            json!({"target_group": "web-tg"}),
+            |o| json!(o.data["targets"].as_array().map(Vec::len)),
+        ),
+        ("list_ecs_services", json!({"cluster": "shop"}), |o| {
+            pick(&o.data["services"], &["/serviceName", "/desiredCount"])
+        }),
+        (
+            "describe_ecs_service",
+            json!({"cluster": "shop", "service": "web"}),
+            |o| o.data["service"]["desiredCount"].clone(),
+        ),
+        (
+            "get_lambda_errors",
+            json!({"function_name": "checkout"}),
+            |o| {
+                json!([
+                    o.data["error_rate"],
+                    o.data["Errors"]["total"],
+                    o.data["Throttles"]["total"]
+                ])
+            },
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    for (tool, args, extract) in table {
+        let l = call(&live, tool, args.clone()).await;
+        let wo = call(&world, tool, args.clone()).await;
+        println!(
+            "{tool} {args}\n  live:  {}\n  world: {}",
+            l.text.trim_end(),
+            wo.text.trim_end()
+        );
+        let (lv, wv) = (extract(&l), extract(&wo));
+        if lv != wv {
+            disagreements.push(format!("{tool} {args}:\n  live  {lv}\n  world {wv}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    // The remaining read tools answer live without an error.
+    for (tool, args) in [
+        ("lookup_cloudtrail_events", json!({})),
+        ("list_lambda_functions", json!({})),
+        ("get_ec2_status_checks", json!({})),
+        ("describe_alarm_history", json!({})),
+        ("list_autoscaling_activities", json!({"name": "none-asg"})),
+        (
+            "get_s3_request_metrics",
+            json!({"bucket": "segments-bucket"}),
+        ),
+    ] {
+        call(&live, tool, args).await;
+    }
 }

@@ -659,8 +659,9 @@ fn series_samples(m: &Value) -> Result<Vec<(DateTime<Utc>, f64)>, ToolError> {
     Ok(out)
 }
 
-/// The samples in `window` grouped into `period`-second buckets from the
-/// window's start, each reduced by `stat`.
+/// The samples in `window` grouped into `period`-second buckets aligned on
+/// multiples of the period (as CloudWatch stamps them), each reduced by
+/// `stat`.
 fn aggregate(
     samples: &[(DateTime<Utc>, f64)],
     stat: &str,
@@ -670,13 +671,15 @@ fn aggregate(
     let period = i64::from(period.max(1));
     let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for (t, v) in samples.iter().filter(|(t, _)| *t >= w.start && *t <= w.end) {
-        let k = (*t - w.start).num_seconds() / period;
-        buckets.entry(k).or_default().push(*v);
+        buckets
+            .entry(t.timestamp().div_euclid(period))
+            .or_default()
+            .push(*v);
     }
     buckets
         .into_iter()
         .filter_map(|(k, vs)| {
-            let at = w.start + chrono::Duration::seconds(k * period);
+            let at = DateTime::from_timestamp(k.checked_mul(period)?, 0)?;
             let value = match stat {
                 "Maximum" => vs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 "Minimum" => vs.iter().copied().fold(f64::INFINITY, f64::min),
