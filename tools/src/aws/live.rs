@@ -927,3 +927,78 @@ impl LiveAws {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::config::http::HttpResponse;
+    use aws_sdk_ec2::error::ErrorMetadata;
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(status: u16, code: &str) -> SdkError<DescribeInstancesError, HttpResponse> {
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("said the service")
+            .build();
+        SdkError::service_error(
+            DescribeInstancesError::generic(meta),
+            HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[tokio::test]
+    async fn service_errors_map_to_what_the_agent_should_do() {
+        let aws = LiveAws::connect(&AwsConfig {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..AwsConfig::default()
+        })
+        .await;
+        let what = || Some("EC2 instance i-0abc".to_owned());
+        let e = aws.error(
+            "DescribeInstances",
+            what(),
+            service_error(503, "RequestLimitExceeded"),
+        );
+        assert!(matches!(e, ToolError::Unavailable(_)), "{e}");
+        let e = aws.error(
+            "DescribeInstances",
+            what(),
+            service_error(403, "UnauthorizedOperation"),
+        );
+        assert!(
+            matches!(e, ToolError::Backend(ref m) if m.contains("access denied") && m.contains("IAM policy")),
+            "{e}"
+        );
+        let e = aws.error(
+            "DescribeInstances",
+            what(),
+            service_error(400, "InvalidInstanceID.NotFound"),
+        );
+        assert!(
+            matches!(e, ToolError::NotFound { ref what } if what == "EC2 instance i-0abc"),
+            "{e}"
+        );
+        let e = aws.error(
+            "DescribeDBInstances",
+            None,
+            service_error(404, "DBInstanceNotFound"),
+        );
+        assert!(
+            matches!(e, ToolError::NotFound { ref what } if what.contains("DBInstanceNotFound")),
+            "{e}"
+        );
+        let e = aws.error(
+            "SetDesiredCapacity",
+            None,
+            service_error(400, "ValidationError"),
+        );
+        assert!(matches!(e, ToolError::InvalidArguments(_)), "{e}");
+        let e = aws.error("DescribeInstances", None, service_error(500, "Boom"));
+        assert!(
+            matches!(e, ToolError::Backend(ref m) if m == "DescribeInstances on AWS us-east-1 at http://127.0.0.1:9: Boom: said the service"),
+            "{e}"
+        );
+    }
+}
