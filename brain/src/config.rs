@@ -33,6 +33,16 @@ pub struct ToolsConfig {
     pub mcp_token: Option<Secret>,
     /// Base URL of Prometheus for the live Prometheus tools.
     pub prometheus_url: Option<String>,
+    /// The Kubernetes API for the live Kubernetes tools: `infer`
+    /// (`$KUBECONFIG`, `~/.kube/config` or the in-cluster account), a
+    /// kubeconfig path, or an API server URL without credentials.
+    pub kubernetes: Option<String>,
+    /// Turn on the live AWS tools (the standard credential chain).
+    pub aws: bool,
+    /// AWS region; the credential chain's when unset.
+    pub aws_region: Option<String>,
+    /// AWS endpoint override, e.g. an emulator on loopback.
+    pub aws_endpoint_url: Option<String>,
     /// External MCP servers whose tools join the registry as `name__tool`.
     pub mcp_servers: std::collections::BTreeMap<String, McpServerConfig>,
     /// How long an approval asked for by a tool call stays open, minutes.
@@ -44,6 +54,10 @@ impl Default for ToolsConfig {
         ToolsConfig {
             mcp_token: None,
             prometheus_url: None,
+            kubernetes: None,
+            aws: false,
+            aws_region: None,
+            aws_endpoint_url: None,
             mcp_servers: Default::default(),
             approval_ttl_minutes: 60,
         }

@@ -20,3 +20,33 @@ pub mod schema;
 pub mod typed;
 
 pub use registry::{Registry, RegistryError};
+
+/// Every backend answering from a scenario's recorded `world`, as the live
+/// ones would: the registry `cerebro eval` gives the agents.
+pub fn world_registry(world: &brain::scenario::World) -> Result<Registry, String> {
+    use std::sync::Arc;
+    let mut r = Registry::new();
+    let add = |r: &mut Registry, b: Arc<dyn brain::backends::ToolBackend>| {
+        r.add(b).map_err(|e| e.to_string())
+    };
+    add(&mut r, Arc::new(logs::LogsBackend::default()))?;
+    add(
+        &mut r,
+        Arc::new(changes::ChangeTools::new(Arc::new(
+            changes::WorldFeed::new(world),
+        ))),
+    )?;
+    let prom = prometheus::WorldPrometheus::from_world(world);
+    add(
+        &mut r,
+        Arc::new(prometheus::PrometheusTools::new(Arc::new(prom))),
+    )?;
+    let kube = kubernetes::WorldKubernetes::new(world);
+    add(
+        &mut r,
+        Arc::new(kubernetes::KubernetesTools::new(Arc::new(kube))),
+    )?;
+    let aws = aws::WorldAws::new(world).map_err(|e| format!("world.aws: {e}"))?;
+    add(&mut r, Arc::new(aws::AwsTools::new(Arc::new(aws))))?;
+    Ok(r)
+}

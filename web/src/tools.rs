@@ -34,6 +34,31 @@ pub async fn build_registry(config: &Config, store: &Store) -> anyhow::Result<Re
             api,
         ))))?;
     }
+    if let Some(source) = &config.tools.kubernetes {
+        use tools::kubernetes::live::KubeSource;
+        let source = match source.as_str() {
+            "infer" => KubeSource::Infer,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                KubeSource::Url(url)
+            }
+            path => KubeSource::Kubeconfig(std::path::Path::new(path)),
+        };
+        let api = tools::kubernetes::LiveKubernetes::connect(source, Duration::from_secs(20))
+            .await
+            .map_err(|e| anyhow::anyhow!("tools.kubernetes: {e}"))?;
+        registry.add(Arc::new(tools::kubernetes::KubernetesTools::new(Arc::new(
+            api,
+        ))))?;
+    }
+    if config.tools.aws {
+        let aws = tools::aws::AwsConfig {
+            region: config.tools.aws_region.clone(),
+            endpoint_url: config.tools.aws_endpoint_url.clone(),
+            ..tools::aws::AwsConfig::default()
+        };
+        let api = tools::aws::LiveAws::connect(&aws).await;
+        registry.add(Arc::new(tools::aws::AwsTools::new(Arc::new(api))))?;
+    }
     for (name, server) in &config.tools.mcp_servers {
         let timeout = Duration::from_secs(server.timeout_secs.max(1));
         match McpClient::connect(name, &server.endpoint, server.risk, timeout).await {
