@@ -1253,3 +1253,38 @@ async fn load_balancers_ecs_services_and_lambda_errors_agree_live_and_in_the_rep
         call(&live, tool, args).await;
     }
 }
+
+#[tokio::test]
+async fn every_scenario_replays_and_answers_the_tools_that_need_no_arguments() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../evals/scenarios");
+    let mut files = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    for path in files {
+        let world = Scenario::load(&path).unwrap().world;
+        let r = registry(Arc::new(
+            WorldAws::new(&world).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        ));
+        let free: Vec<String> = r
+            .specs()
+            .filter(|s| s.action.is_none() && s.input_schema.get("required").is_none())
+            .map(|s| s.name.clone())
+            .collect();
+        assert!(free.len() >= 14, "{free:?}");
+        for tool in free {
+            if let Err(e) = r.call(&tool, json!({})).await {
+                panic!("{} {tool}: {e}", path.display());
+            }
+        }
+    }
+}
