@@ -18,6 +18,17 @@ use brain::store::{NewAuditEntry, Store};
 use brain::vocabulary::{Action, Component};
 use serde_json::Value;
 
+/// One call that acts, as the gate judged it.
+struct Ask<'a> {
+    spec: &'a ToolSpec,
+    action: Action,
+    target: Component,
+    args: &'a Value,
+    caller: &'a str,
+    risk: brain::vocabulary::Risk,
+    reason: &'a str,
+}
+
 /// The approval-queue gate.
 pub struct ApprovalGate {
     store: Store,
@@ -42,16 +53,16 @@ impl ApprovalGate {
         }
     }
 
-    async fn hold(
-        &self,
-        spec: &ToolSpec,
-        action: Action,
-        target: Component,
-        args: &Value,
-        caller: &str,
-        risk: brain::vocabulary::Risk,
-        reason: &str,
-    ) -> Result<Admission, brain::store::StoreError> {
+    async fn hold(&self, ask: Ask<'_>) -> Result<Admission, brain::store::StoreError> {
+        let Ask {
+            spec,
+            action,
+            target,
+            args,
+            caller,
+            risk,
+            reason,
+        } = ask;
         if let Some(open) = self
             .store
             .open_tool_proposal(&spec.name, args, caller)
@@ -158,7 +169,15 @@ impl CallGate for ApprovalGate {
             ),
         };
         match self
-            .hold(spec, action, target, args, caller, risk, &reason)
+            .hold(Ask {
+                spec,
+                action,
+                target,
+                args,
+                caller,
+                risk,
+                reason: &reason,
+            })
             .await
         {
             Ok(a) => a,

@@ -54,7 +54,10 @@ async fn check(registry: &Registry, prefix: &str) {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "backend", "{e}");
-    assert!(e.to_string().contains("lookup_owner"), "names the failed tool: {e}");
+    assert!(
+        e.to_string().contains("lookup_owner"),
+        "names the failed tool: {e}"
+    );
 }
 
 #[tokio::test]
