@@ -9,8 +9,10 @@
 
 pub mod analysis;
 pub mod eval;
+mod insight;
 pub mod live;
 pub mod promql;
+pub mod stats;
 pub mod tools;
 pub mod world;
 

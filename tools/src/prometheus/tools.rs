@@ -4,6 +4,7 @@
 //! holds the structured answer.
 
 use super::analysis::{self, num, percent};
+use super::insight;
 use super::{Labels, PrometheusApi, QueryData, RangeSeries};
 use crate::typed;
 use async_trait::async_trait;
@@ -18,13 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Lines of series shown before "… and N more".
-const MAX_LINES: usize = 40;
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const MAX_LINES: usize = 40;
+pub(super) const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Prometheus tools over one API, live or replayed.
 #[derive(Clone)]
 pub struct PrometheusTools {
-    api: Arc<dyn PrometheusApi>,
+    pub(super) api: Arc<dyn PrometheusApi>,
 }
 
 impl PrometheusTools {
@@ -239,6 +240,9 @@ impl ToolBackend for PrometheusTools {
                 TIMEOUT,
             ),
         ]
+        .into_iter()
+        .chain(insight::specs())
+        .collect()
     }
 
     async fn call(&self, tool: &str, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
@@ -253,12 +257,12 @@ impl ToolBackend for PrometheusTools {
             "list_scrape_targets" => self.targets(typed::parse(args)?).await,
             "summarize_metric" => self.summarize(typed::parse(args)?).await,
             "what_changed_around" => self.what_changed(typed::parse(args)?).await,
-            other => Err(ToolError::UnknownTool(other.to_owned())),
+            other => self.call_insight(other, args).await,
         }
     }
 }
 
-fn output(text: String, data: serde_json::Value) -> ToolOutput {
+pub(super) fn output(text: String, data: serde_json::Value) -> ToolOutput {
     ToolOutput {
         text,
         data,
@@ -266,12 +270,12 @@ fn output(text: String, data: serde_json::Value) -> ToolOutput {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
 /// Lines, at most [`MAX_LINES`], then how many were left out.
-fn cap(mut lines: Vec<String>, noun: &str) -> String {
+pub(super) fn cap(mut lines: Vec<String>, noun: &str) -> String {
     let total = lines.len();
     if total > MAX_LINES {
         lines.truncate(MAX_LINES);
@@ -284,7 +288,7 @@ fn cap(mut lines: Vec<String>, noun: &str) -> String {
 }
 
 impl PrometheusTools {
-    fn time(
+    pub(super) fn time(
         &self,
         text: Option<&str>,
         default: &str,
@@ -299,7 +303,7 @@ impl PrometheusTools {
             .map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))
     }
 
-    fn range(
+    pub(super) fn range(
         &self,
         start: Option<&str>,
         end: Option<&str>,
@@ -328,7 +332,7 @@ impl PrometheusTools {
         Ok((start, end, step))
     }
 
-    fn clock(&self, span_days: i64) -> impl Fn(DateTime<Utc>) -> String {
+    pub(super) fn clock(&self, span_days: i64) -> impl Fn(DateTime<Utc>) -> String {
         move |t: DateTime<Utc>| {
             if span_days >= 1 {
                 t.format("%m-%d %H:%M").to_string()
@@ -386,7 +390,7 @@ impl PrometheusTools {
         Ok(output(text, to_json(&data)))
     }
 
-    async fn matrix(
+    pub(super) async fn matrix(
         &self,
         query: &str,
         start: DateTime<Utc>,
@@ -763,7 +767,7 @@ fn cap_words(words: &[String], max: usize) -> String {
 }
 
 /// `name{k="v",…}` without the labels in `skip`.
-fn format_labels(l: &Labels, skip: &[&str]) -> String {
+pub(super) fn format_labels(l: &Labels, skip: &[&str]) -> String {
     let name = l.get("__name__").map(String::as_str).unwrap_or("");
     let rest: Vec<String> = l
         .iter()
@@ -783,7 +787,7 @@ fn format_labels(l: &Labels, skip: &[&str]) -> String {
 
 /// Labels every series shares, said once (`; common: namespace=prod`), and
 /// each series named by the rest.
-fn abbreviate(all: &[&Labels]) -> (String, Vec<String>) {
+pub(super) fn abbreviate(all: &[&Labels]) -> (String, Vec<String>) {
     let mut common: BTreeMap<&str, &str> = BTreeMap::new();
     if all.len() > 1
         && let Some(first) = all.first()
