@@ -10,6 +10,7 @@
 
 mod actions;
 mod args;
+mod cloudwatch;
 mod convert;
 mod format;
 pub mod live;
