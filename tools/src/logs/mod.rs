@@ -25,6 +25,15 @@
 //! with them, lines are cut at [`DrainConfig::max_line_bytes`], and a
 //! template keeps at most [`DrainConfig::max_values`] example values for at
 //! most 16 of its variable positions.
+//!
+//! The backend also searches lines and counts them over time (`search.rs`).
+
+mod search;
+
+pub use search::{
+    COUNT_LOG_LINES_OVER_TIME, CountLogLinesArgs, Jump, SEARCH_LOG_LINES, SearchLogLinesArgs,
+    count_log_lines_over_time, jump, search_log_lines, timestamp,
+};
 
 use crate::typed;
 use async_trait::async_trait;
@@ -1212,17 +1221,34 @@ impl ToolBackend for LogsBackend {
     }
 
     fn tools(&self) -> Vec<ToolSpec> {
-        vec![typed::spec::<ClusterLogLinesArgs>(
+        let mut specs = vec![typed::spec::<ClusterLogLinesArgs>(
             CLUSTER_LOG_LINES,
             DESCRIPTION,
             Risk::Read,
             Duration::from_secs(30),
-        )]
+        )];
+        specs.extend(search::specs());
+        specs
     }
 
     async fn call(&self, tool: &str, args: Value) -> Result<ToolOutput, ToolError> {
-        if tool != CLUSTER_LOG_LINES {
-            return Err(ToolError::UnknownTool(tool.to_owned()));
+        // Scanning 200,000 lines is CPU work too: off the async workers.
+        let blocking = |f: Box<dyn FnOnce() -> Result<ToolOutput, ToolError> + Send>| async move {
+            tokio::task::spawn_blocking(f)
+                .await
+                .map_err(|e| ToolError::Backend(format!("reading log lines: {e}")))?
+        };
+        match tool {
+            SEARCH_LOG_LINES => {
+                let a: SearchLogLinesArgs = typed::parse(args)?;
+                return blocking(Box::new(move || search_log_lines(&a))).await;
+            }
+            COUNT_LOG_LINES_OVER_TIME => {
+                let a: CountLogLinesArgs = typed::parse(args)?;
+                return blocking(Box::new(move || count_log_lines_over_time(&a))).await;
+            }
+            CLUSTER_LOG_LINES => {}
+            other => return Err(ToolError::UnknownTool(other.to_owned())),
         }
         let args: ClusterLogLinesArgs = typed::parse(args)?;
         let config = self.config.clone();
