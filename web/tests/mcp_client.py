@@ -1,6 +1,7 @@
 """A third-party MCP client (the Python SDK) against cerebro's MCP server.
 
 usage: mcp_client.py (stdio CEREBRO_BINARY | http URL [TOKEN])
+       mcp_client.py call URL TOKEN TOOL ARGS_JSON
 
 Lists the tools, calls one with good and with bad arguments, and prints one
 JSON object with what it saw, in MCP's wire shapes, for the Rust test to
@@ -23,7 +24,19 @@ def wire(model):
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+async def call(argv):
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, token, tool, args = argv[1], argv[2], argv[3], json.loads(argv[4])
+    client_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    async with Client(streamable_http_client(url, http_client=client_http)) as client:
+        return {"result": wire(await client.call_tool(tool, args))}
+
+
 async def run(argv):
+    if argv[0] == "call":
+        return await call(argv)
     if argv[0] == "http":
         import httpx2
         from mcp.client.streamable_http import streamable_http_client

@@ -121,3 +121,119 @@ async fn mcp_is_off_without_a_token() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// A Kubernetes API emulator (kmock, `python-peers.sh kmock`) holding one
+/// Deployment, for a tool that acts to act on.
+struct Kmock {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Kmock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kmock_with_a_deployment() -> Kmock {
+    use std::io::BufRead;
+    let python = std::env::var("CEREBRO_KMOCK_PYTHON").expect(
+        "CEREBRO_KMOCK_PYTHON must name kmock's python: run `bash deploy/scripts/python-peers.sh kmock` (.ci/run does)",
+    );
+    let deployment = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "checkout", "namespace": "prod", "labels": {"app": "checkout"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "checkout"}},
+                 "template": {"metadata": {"labels": {"app": "checkout"}},
+                              "spec": {"containers": [{"name": "api", "image": "checkout:1.4.2"}]}}},
+        "status": {"replicas": 3, "readyReplicas": 3},
+    });
+    let seed = serde_json::json!({
+        "resources": [
+            {"group": "apps", "version": "v1", "plural": "deployments", "kind": "Deployment", "namespaced": true},
+            {"group": "apps", "version": "v1", "plural": "replicasets", "kind": "ReplicaSet", "namespaced": true},
+            {"group": "", "version": "v1", "plural": "pods", "kind": "Pod", "namespaced": true},
+        ],
+        "objects": [{"group": "apps", "version": "v1", "plural": "deployments", "namespace": "prod", "object": deployment}],
+        "logs": {},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tools/tests/kmock_server.py"
+    );
+    let mut child = Command::new(&python)
+        .arg(script)
+        .arg(&seed_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("kmock prints its port");
+    Kmock {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+/// Over the wire, from a third-party client: a scale of a production
+/// Deployment is held for approval, and the Deployment is untouched.
+#[tokio::test]
+async fn an_acting_call_over_mcp_waits_for_approval_and_changes_nothing() {
+    let kmock = kmock_with_a_deployment();
+    let token = "mcp-test-token-77aa";
+    let server = Proc::serve(
+        &[],
+        &[
+            ("CEREBRO__TOOLS__MCP_TOKEN", token),
+            ("CEREBRO__TOOLS__KUBERNETES", &kmock.url),
+        ],
+    );
+    let url = format!("http://{}/mcp", server.addr);
+    let args = r#"{"namespace": "prod", "name": "checkout", "replicas": 7}"#;
+    let seen =
+        tokio::task::spawn_blocking(move || client(&["call", &url, token, "scale_workload", args]))
+            .await
+            .unwrap();
+    let result = &seen["result"];
+    assert_eq!(result["isError"], true, "{seen}");
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("needs_approval"), "{text}");
+
+    // Nothing ran: the Deployment still has 3 replicas.
+    let deployment: Value = reqwest::get(format!(
+        "{}/apis/apps/v1/namespaces/prod/deployments/checkout",
+        kmock.url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3, "{deployment}");
+
+    // The approval waits in the queue, naming what and who.
+    let mut config = brain::config::Config::default();
+    config.paths.data_dir = server.data_dir.clone();
+    let store = brain::store::Store::open(&config).await.unwrap();
+    let pending = store.pending_approvals().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(text.contains(&pending[0].id.to_string()), "{text}");
+    let proposal = store.get_proposal(pending[0].proposal_id).await.unwrap();
+    assert_eq!(proposal.target.to_string(), "deployment/prod/checkout");
+    assert_eq!(proposal.requested_by, "mcp:http");
+    assert_eq!(proposal.params["replicas"], 7);
+    store.close().await;
+}
