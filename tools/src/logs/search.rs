@@ -443,7 +443,12 @@ fn civil(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ns: u32) -> Option<Da
 fn iso(text: &str, anchored: bool) -> Option<DateTime<Utc>> {
     let c = ISO.as_ref()?.captures(text)?;
     let whole = c.get(0)?;
-    if anchored && text.get(..whole.start())?.trim_start_matches(['[', ' ']) != "" {
+    if anchored
+        && !text
+            .get(..whole.start())?
+            .trim_start_matches(['[', ' '])
+            .is_empty()
+    {
         return None;
     }
     let t = civil(

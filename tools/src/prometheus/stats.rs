@@ -186,7 +186,7 @@ pub const BURN_POLICIES: [BurnPolicy; 4] = [
 /// ratio over the allowed ratio `1 - slo`. `None` without traffic or with
 /// an SLO outside (0, 1).
 pub fn burn_rate(errors: f64, total: f64, slo: f64) -> Option<f64> {
-    if !(slo > 0.0 && slo < 1.0) || !errors.is_finite() || !total.is_finite() || total <= 0.0 {
+    if !(slo > 0.0 && slo < 1.0 && errors.is_finite() && total.is_finite() && total > 0.0) {
         return None;
     }
     let ratio = (errors / total).clamp(0.0, 1.0);
@@ -355,9 +355,9 @@ mod tests {
         assert_eq!(median_interval(&times), Some(m));
         assert_eq!(median_interval(&[5]), None);
         assert!(episodes(&[], m).is_empty());
-        assert_eq!(human(3 * 3600_000 + 10 * m), "3h10m");
+        assert_eq!(human(3 * 3_600_000 + 10 * m), "3h10m");
         assert_eq!(human(45 * m), "45m");
         assert_eq!(human(40_000), "40s");
-        assert_eq!(human(2 * 86_400_000 + 4 * 3600_000), "2d4h");
+        assert_eq!(human(2 * 86_400_000 + 4 * 3_600_000), "2d4h");
     }
 }
