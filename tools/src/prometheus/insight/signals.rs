@@ -155,12 +155,16 @@ impl PrometheusTools {
             }
             let flapping = if h.firing.len() >= 3 { " FLAPPING" } else { "" };
             let name = id.get("alertname").map_or("", String::as_str);
-            let head = format!(
-                "{name} {}: fired {} times, {} firing in total{flapping}",
-                format_labels(id, &["alertname"]),
-                h.firing.len(),
-                stats::human(total)
-            );
+            let head = if h.firing.is_empty() {
+                format!("{name} {}: never fired", format_labels(id, &["alertname"]))
+            } else {
+                format!(
+                    "{name} {}: fired {} times, {} firing in total{flapping}",
+                    format_labels(id, &["alertname"]),
+                    h.firing.len(),
+                    stats::human(total)
+                )
+            };
             let last = h
                 .firing
                 .last()
