@@ -230,6 +230,40 @@ fn build_error(what: &str, e: impl fmt::Display) -> ToolError {
     ToolError::Backend(format!("building the {what} request: {e}"))
 }
 
+/// One page of a listing: its items and the token of the next page.
+type Page<T> = Result<(Vec<T>, Option<String>), ToolError>;
+
+/// Every item of a paged listing: `page(token)` reads one page (the first
+/// with `None`). Stops at the last page or after `MAX_PAGES`.
+async fn paged<T, F, Fut>(mut page: F) -> Result<Vec<T>, ToolError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Page<T>>,
+{
+    paged_up_to(usize::MAX, |token, _| page(token)).await
+}
+
+/// As [`paged`], but stops once `limit` items are read; `page(token, read)`
+/// is told how many it has so far, to ask for no more than are wanted.
+async fn paged_up_to<T, F, Fut>(limit: usize, mut page: F) -> Result<Vec<T>, ToolError>
+where
+    F: FnMut(Option<String>, usize) -> Fut,
+    Fut: Future<Output = Page<T>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..MAX_PAGES {
+        let (items, next) = page(token, out.len()).await?;
+        out.extend(items);
+        // Some services end a listing with an empty token rather than none.
+        token = next.filter(|t| !t.is_empty());
+        if token.is_none() || out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl AwsApi for LiveAws {
     fn describe(&self) -> String {
@@ -241,9 +275,7 @@ impl AwsApi for LiveAws {
     }
 
     async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        let out = paged(|token| async move {
             let mut req = self.ec2.describe_instances().set_next_token(token);
             if !ids.is_empty() {
                 req = req.set_instance_ids(Some(ids.to_vec()));
@@ -255,17 +287,14 @@ impl AwsApi for LiveAws {
                     e,
                 )
             })?;
-            for r in page.reservations() {
-                out.extend(r.instances().iter().map(convert::instance));
-            }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+            let items = page
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances().iter().map(convert::instance))
+                .collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await?;
         // Some emulators answer unknown ids with nothing; AWS says NotFound.
         let missing: Vec<&str> = ids
             .iter()
@@ -284,9 +313,7 @@ impl AwsApi for LiveAws {
     }
 
     async fn describe_instance_status(&self, ids: &[String]) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        paged(|token| async move {
             let mut req = self
                 .ec2
                 .describe_instance_status()
@@ -302,20 +329,11 @@ impl AwsApi for LiveAws {
                     e,
                 )
             })?;
-            out.extend(
-                page.instance_statuses()
-                    .iter()
-                    .map(convert::instance_status),
-            );
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.instance_statuses().iter();
+            let items = items.map(convert::instance_status).collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn reboot_instances(&self, ids: &[String], dry_run: bool) -> Result<(), ToolError> {
@@ -342,9 +360,7 @@ impl AwsApi for LiveAws {
         &self,
         names: &[String],
     ) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        paged(|token| async move {
             let mut req = self
                 .autoscaling
                 .describe_auto_scaling_groups()
@@ -356,16 +372,14 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeAutoScalingGroups", None, e))?;
-            out.extend(page.auto_scaling_groups().iter().map(convert::asg));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page
+                .auto_scaling_groups()
+                .iter()
+                .map(convert::asg)
+                .collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn describe_scaling_activities(&self, group: &str) -> Result<Vec<Value>, ToolError> {
@@ -408,23 +422,22 @@ impl AwsApi for LiveAws {
 
     async fn describe_db_instances(&self, id: Option<&str>) -> Result<Vec<Value>, ToolError> {
         let what = id.map(|i| format!("DB instance {i}"));
-        let mut out = Vec::new();
-        let mut marker = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .rds
-                .describe_db_instances()
-                .set_db_instance_identifier(id.map(str::to_owned))
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| self.error("DescribeDBInstances", what.clone(), e))?;
-            out.extend(page.db_instances().iter().map(convert::db));
-            marker = page.marker().filter(|t| !t.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                break;
+        let out = paged(|marker| {
+            let what = what.clone();
+            async move {
+                let page = self
+                    .rds
+                    .describe_db_instances()
+                    .set_db_instance_identifier(id.map(str::to_owned))
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DescribeDBInstances", what, e))?;
+                let items = page.db_instances().iter().map(convert::db).collect();
+                Ok((items, page.marker().map(str::to_owned)))
             }
-        }
+        })
+        .await?;
         if let (Some(what), true) = (what, out.is_empty()) {
             return Err(ToolError::NotFound { what });
         }
@@ -527,9 +540,7 @@ impl AwsApi for LiveAws {
         state: Option<&str>,
         name_prefix: Option<&str>,
     ) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        paged(|token| async move {
             let page = self
                 .cloudwatch
                 .describe_alarms()
@@ -539,16 +550,10 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeAlarms", None, e))?;
-            out.extend(page.metric_alarms().iter().map(convert::alarm));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.metric_alarms().iter().map(convert::alarm).collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn describe_alarm_history(
@@ -587,9 +592,7 @@ impl AwsApi for LiveAws {
         namespace: Option<&str>,
         metric_name: Option<&str>,
     ) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        paged(|token| async move {
             let page = self
                 .cloudwatch
                 .list_metrics()
@@ -599,16 +602,10 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("ListMetrics", None, e))?;
-            out.extend(page.metrics().iter().map(convert::metric));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.metrics().iter().map(convert::metric).collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn get_metric_data(&self, q: &MetricQuery) -> Result<Vec<Datapoint>, ToolError> {
@@ -634,9 +631,8 @@ impl AwsApi for LiveAws {
             .metric_stat(stat)
             .return_data(true)
             .build();
-        let mut points = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        let query = &query;
+        let mut points = paged(|token| async move {
             let page = self
                 .cloudwatch
                 .get_metric_data()
@@ -648,29 +644,23 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("GetMetricData", None, e))?;
+            let mut items = Vec::new();
             for r in page.metric_data_results() {
                 for (t, v) in r.timestamps().iter().zip(r.values()) {
                     if let Some(at) = DateTime::from_timestamp(t.secs(), t.subsec_nanos()) {
-                        points.push(Datapoint { at, value: *v });
+                        items.push(Datapoint { at, value: *v });
                     }
                 }
             }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await?;
         points.sort_by_key(|p| p.at);
         Ok(points)
     }
 
     async fn describe_log_groups(&self, prefix: Option<&str>) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        paged(|token| async move {
             let page = self
                 .logs
                 .describe_log_groups()
@@ -679,16 +669,10 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeLogGroups", None, e))?;
-            out.extend(page.log_groups().iter().map(convert::log_group));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.log_groups().iter().map(convert::log_group).collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn filter_log_events(
@@ -698,9 +682,7 @@ impl AwsApi for LiveAws {
         window: Window,
         limit: usize,
     ) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        let mut out = paged_up_to(limit, |token, read| async move {
             let page = self
                 .logs
                 .filter_log_events()
@@ -708,31 +690,24 @@ impl AwsApi for LiveAws {
                 .set_filter_pattern(pattern.map(str::to_owned))
                 .start_time(window.start.timestamp_millis())
                 .end_time(window.end.timestamp_millis())
-                .limit(i32::try_from(limit.saturating_sub(out.len())).unwrap_or(10_000))
+                .limit(i32::try_from(limit.saturating_sub(read)).unwrap_or(10_000))
                 .set_next_token(token)
                 .send()
                 .await
                 .map_err(|e| {
                     self.error("FilterLogEvents", Some(format!("log group {group}")), e)
                 })?;
-            out.extend(page.events().iter().map(convert::log_event));
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() || out.len() >= limit {
-                break;
-            }
-        }
+            let items = page.events().iter().map(convert::log_event).collect();
+            Ok((items, page.next_token().map(str::to_owned)))
+        })
+        .await?;
         out.sort_by_key(|e| e.get("timestamp").and_then(Value::as_i64));
         out.truncate(limit);
         Ok(out)
     }
 
     async fn describe_load_balancers(&self) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        for _ in 0..MAX_PAGES {
+        paged(|marker| async move {
             let page = self
                 .elb
                 .describe_load_balancers()
@@ -740,25 +715,17 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("DescribeLoadBalancers", None, e))?;
-            out.extend(page.load_balancers().iter().map(convert::load_balancer));
-            marker = page
-                .next_marker()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if marker.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.load_balancers().iter().map(convert::load_balancer);
+            Ok((items.collect(), page.next_marker().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn describe_target_groups(
         &self,
         load_balancer_arn: Option<&str>,
     ) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        for _ in 0..MAX_PAGES {
+        paged(|marker| async move {
             let page = self
                 .elb
                 .describe_target_groups()
@@ -773,16 +740,10 @@ impl AwsApi for LiveAws {
                         e,
                     )
                 })?;
-            out.extend(page.target_groups().iter().map(convert::target_group));
-            marker = page
-                .next_marker()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if marker.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.target_groups().iter().map(convert::target_group);
+            Ok((items.collect(), page.next_marker().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn describe_target_health(
@@ -817,8 +778,7 @@ impl AwsApi for LiveAws {
         let what = || Some(format!("ECS cluster {cluster}"));
         let mut names = names.to_vec();
         if names.is_empty() {
-            let mut token = None;
-            for _ in 0..MAX_PAGES {
+            names = paged(|token| async move {
                 let page = self
                     .ecs
                     .list_services()
@@ -827,15 +787,10 @@ impl AwsApi for LiveAws {
                     .send()
                     .await
                     .map_err(|e| self.error("ListServices", what(), e))?;
-                names.extend(page.service_arns().iter().cloned());
-                token = page
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if token.is_none() {
-                    break;
-                }
-            }
+                let arns = page.service_arns().to_vec();
+                Ok((arns, page.next_token().map(str::to_owned)))
+            })
+            .await?;
         }
         let mut out = Vec::new();
         // DescribeServices takes at most 10 services per call.
@@ -854,9 +809,7 @@ impl AwsApi for LiveAws {
     }
 
     async fn list_functions(&self) -> Result<Vec<Value>, ToolError> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        for _ in 0..MAX_PAGES {
+        paged(|marker| async move {
             let page = self
                 .lambda
                 .list_functions()
@@ -864,16 +817,10 @@ impl AwsApi for LiveAws {
                 .send()
                 .await
                 .map_err(|e| self.error("ListFunctions", None, e))?;
-            out.extend(page.functions().iter().map(convert::function));
-            marker = page
-                .next_marker()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if marker.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            let items = page.functions().iter().map(convert::function).collect();
+            Ok((items, page.next_marker().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn list_buckets(&self) -> Result<Vec<Value>, ToolError> {
@@ -945,6 +892,24 @@ mod tests {
             DescribeInstancesError::generic(meta),
             HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()),
         )
+    }
+
+    #[tokio::test]
+    async fn paging_stops_at_the_last_page_the_page_limit_or_enough_items() {
+        let endless = |token: Option<String>| async move {
+            let n = token.map_or(0, |t| t.parse::<usize>().unwrap());
+            Ok((vec![n], Some((n + 1).to_string())))
+        };
+        assert_eq!(paged(endless).await.unwrap().len(), MAX_PAGES);
+        let read = paged_up_to(3, |token, _| endless(token)).await.unwrap();
+        assert_eq!(read, vec![0, 1, 2]);
+        let empty_token_ends = paged(|token: Option<String>| async move {
+            let next = if token.is_none() { "" } else { "more" };
+            Ok((vec![1], Some(next.to_owned())))
+        });
+        assert_eq!(empty_token_ends.await.unwrap(), vec![1]);
+        let failing = paged::<u8, _, _>(|_| async { Err(ToolError::Unavailable("x".into())) });
+        assert!(matches!(failing.await, Err(ToolError::Unavailable(_))));
     }
 
     #[tokio::test]
