@@ -101,7 +101,10 @@ fn read_specs() -> Vec<ToolSpec> {
             "list_cloudwatch_metrics",
             "List the CloudWatch metrics that exist, with their dimensions; use before get_cloudwatch_metric to find names and dimensions.",
         ),
-        read::<LogGroupsArgs>("list_log_groups", "List CloudWatch Logs log groups."),
+        read::<LogGroupsArgs>(
+            "list_log_groups",
+            "List CloudWatch Logs log groups, to find where a service writes before querying its logs.",
+        ),
         read::<LogsArgs>(
             "query_cloudwatch_logs",
             "Search a CloudWatch Logs group with a filter pattern over a window; returns matching events, oldest first.",
@@ -424,11 +427,7 @@ pub(crate) async fn one_asg(api: &dyn AwsApi, name: &str) -> Result<Value, ToolE
 async fn describe_asg(api: &dyn AwsApi, a: AsgArgs) -> Result<ToolOutput, ToolError> {
     let g = one_asg(api, &a.name).await?;
     let mut text = format::asg(&g);
-    for i in g
-        .get("Instances")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    for i in items(g, "/Instances")
     {
         text.push('\n');
         text.push_str(&format::asg_instance(i));
@@ -453,11 +452,7 @@ async fn list_dbs(api: &dyn AwsApi, id: Option<&str>) -> Result<ToolOutput, Tool
     match (id, dbs.first()) {
         (Some(_), Some(db)) => {
             let mut text = format::db(db);
-            for g in db
-                .get("DBParameterGroups")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            for g in items(db, "/DBParameterGroups")
             {
                 text.push_str(&format!(
                     "\nparameter group {} {}",
@@ -584,20 +579,12 @@ async fn ecs_service(api: &dyn AwsApi, a: EcsServiceArgs) -> Result<ToolOutput, 
         })?;
     let now = api.now();
     let mut text = format::ecs_service(&s);
-    for d in s
-        .get("deployments")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    for d in items(s, "/deployments")
     {
         text.push('\n');
         text.push_str(&format::ecs_deployment(d, now));
     }
-    for e in s
-        .get("events")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    for e in items(s, "/events")
         .take(10)
     {
         text.push_str(&format!(
