@@ -100,6 +100,10 @@ actions! {
     RdsReboot => "aws.rds_reboot", High;
     RdsModify => "aws.rds_modify", High;
     Escalate => "escalate", Read;
+    // Not in the scenario spec: a call to a tool of an external MCP server
+    // (`tools.mcp_servers`), whose effects cerebro cannot know. Target
+    // `external/SERVER`; held for approval like any high-risk action.
+    McpToolCall => "mcp.call_tool", High;
     DeleteNamespace => "kubernetes.delete_namespace", Forbidden;
     DeleteDeployment => "kubernetes.delete_deployment", Forbidden;
     DeletePvc => "kubernetes.delete_pvc", Forbidden;
@@ -254,7 +258,7 @@ mod tests {
         for &a in Action::ALL {
             assert_eq!(a.as_str().parse::<Action>(), Ok(a));
         }
-        assert_eq!(Action::ALL.len(), 20);
+        assert_eq!(Action::ALL.len(), 21);
     }
 
     #[test]

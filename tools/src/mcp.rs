@@ -13,7 +13,7 @@ use crate::registry::Registry;
 use async_trait::async_trait;
 use brain::backends::{ToolBackend, ToolError, ToolOutput, ToolSpec};
 pub use brain::config::McpEndpoint;
-use brain::vocabulary::Risk;
+use brain::vocabulary::{Action, Risk};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -269,7 +269,9 @@ impl McpClient {
                 risk,
                 timeout,
                 output_budget: crate::typed::DEFAULT_BUDGET,
-                action: None,
+                // Anything but a read goes to the approval queue as a call
+                // of an external tool on `external/NAME`.
+                action: (risk != Risk::Read).then(|| Action::McpToolCall.as_str().to_owned()),
             })
             .collect();
         Ok(McpClient {
@@ -294,6 +296,10 @@ impl ToolBackend for McpClient {
 
     fn tools(&self) -> Vec<ToolSpec> {
         self.tools.clone()
+    }
+
+    fn target(&self, _tool: &str, _args: &Value) -> Option<String> {
+        (self.risk != Risk::Read).then(|| format!("external/{}", self.name))
     }
 
     async fn call(&self, tool: &str, args: Value) -> Result<ToolOutput, ToolError> {

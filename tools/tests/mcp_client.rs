@@ -124,3 +124,61 @@ async fn an_unreachable_server_is_a_readable_error() {
         .unwrap_err();
     assert!(!e.to_string().is_empty());
 }
+
+/// An external tool at the default `high` risk, asked for over MCP: held
+/// for approval on `external/SERVER`, then run once approved.
+#[tokio::test]
+async fn an_external_high_risk_tool_waits_for_approval() {
+    use brain::domain::ProposalStatus;
+    use tools::gate::ApprovalGate;
+    use tools::mcp::McpServer;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = brain::config::Config::default();
+    config.paths.data_dir = dir.path().to_owned();
+    let store = brain::store::Store::open(&config).await.unwrap();
+    let endpoint = McpEndpoint::Stdio {
+        command: python(),
+        args: vec![script(), "stdio".into()],
+    };
+    let client = McpClient::connect("runbooks", &endpoint, Risk::High, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut registry = Registry::new();
+    registry
+        .add_with_prefix(Arc::new(client), Some("runbooks"))
+        .unwrap();
+    let gate = Arc::new(ApprovalGate::new(
+        store.clone(),
+        brain::policy::Policy::default(),
+        chrono::Duration::hours(1),
+    ));
+    let mcp = McpServer::new(Arc::new(registry), gate, "mcp:stdio");
+    let text = |r: &rmcp::model::CallToolResult| -> String {
+        r.content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect()
+    };
+    let args = json!({"a": 2, "b": 40});
+    let held = mcp
+        .call("runbooks__add_numbers", args.clone())
+        .await
+        .unwrap();
+    assert!(text(&held).starts_with("needs_approval"), "{}", text(&held));
+    let pending = store.pending_approvals().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    let proposal = store.get_proposal(pending[0].proposal_id).await.unwrap();
+    assert_eq!(proposal.target.to_string(), "external/runbooks");
+    assert_eq!(proposal.action.as_str(), "mcp.call_tool");
+    store
+        .decide_approval(pending[0].id, true, "alice", None)
+        .await
+        .unwrap();
+    let ran = mcp.call("runbooks__add_numbers", args).await.unwrap();
+    assert_eq!(text(&ran), "42");
+    assert_eq!(
+        store.get_proposal(proposal.id).await.unwrap().status,
+        ProposalStatus::Executed
+    );
+    store.close().await;
+}
