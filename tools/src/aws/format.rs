@@ -2,7 +2,7 @@
 //! for live answers and replays, since both come in the APIs' shapes.
 
 use super::world::time_at;
-use super::{Datapoint, tag, text};
+use super::{Datapoint, items, tag, text};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -72,11 +72,7 @@ pub(crate) fn instance(i: &Value, now: DateTime<Utc>) -> String {
 
 fn check(v: &Value, pointer: &str) -> String {
     let status = or_dash(text(v, &format!("{pointer}/Status")));
-    let failed: Vec<&str> = v
-        .pointer(&format!("{pointer}/Details"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let failed: Vec<&str> = items(v, &format!("{pointer}/Details"))
         .filter(|d| text(d, "/Status").is_some_and(|s| s != "passed"))
         .filter_map(|d| text(d, "/Name"))
         .collect();
@@ -88,11 +84,7 @@ fn check(v: &Value, pointer: &str) -> String {
 }
 
 pub(crate) fn status(s: &Value) -> String {
-    let events: Vec<String> = s
-        .get("Events")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let events: Vec<String> = items(s, "/Events")
         .map(|e| {
             format!(
                 "{} {}",
@@ -115,24 +107,20 @@ pub(crate) fn status(s: &Value) -> String {
 }
 
 pub(crate) fn asg(g: &Value) -> String {
-    let instances = g.get("Instances").and_then(Value::as_array);
-    let healthy = instances
-        .into_iter()
-        .flatten()
-        .filter(|i| text(i, "/HealthStatus") == Some("Healthy"))
-        .count();
-    let in_service = instances
-        .into_iter()
-        .flatten()
-        .filter(|i| text(i, "/LifecycleState") == Some("InService"))
-        .count();
+    let count = |pointer: &str, value: &str| {
+        items(g, "/Instances")
+            .filter(|i| text(i, pointer) == Some(value))
+            .count()
+    };
+    let healthy = count("/HealthStatus", "Healthy");
+    let in_service = count("/LifecycleState", "InService");
     format!(
         "{} desired {} min {} max {} instances {} (in service {in_service}, healthy {healthy}) {}",
         or_dash(text(g, "/AutoScalingGroupName")),
         num(g, "/DesiredCapacity"),
         num(g, "/MinSize"),
         num(g, "/MaxSize"),
-        instances.map_or(0, Vec::len),
+        items(g, "/Instances").count(),
         tags(g.get("Tags")),
     )
     .trim_end()
@@ -186,11 +174,7 @@ pub(crate) fn db(d: &Value) -> String {
 }
 
 pub(crate) fn db_event(e: &Value, now: DateTime<Utc>) -> String {
-    let cats: Vec<&str> = e
-        .get("EventCategories")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let cats: Vec<&str> = items(e, "/EventCategories")
         .filter_map(Value::as_str)
         .collect();
     format!(
@@ -393,11 +377,7 @@ pub(crate) fn bucket(b: &Value, now: DateTime<Utc>) -> String {
 }
 
 pub(crate) fn trail_event(e: &Value, now: DateTime<Utc>) -> String {
-    let resources: Vec<String> = e
-        .get("Resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let resources: Vec<String> = items(e, "/Resources")
         .filter_map(|r| text(r, "/ResourceName").map(str::to_owned))
         .collect();
     format!(

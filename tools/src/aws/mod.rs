@@ -180,6 +180,15 @@ pub(crate) fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
+/// The elements of the array at a JSON pointer; none when it is missing or
+/// not an array.
+pub(crate) fn items<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 /// The value of tag `key` in a `Tags`/`TagList` array of `{Key, Value}`.
 pub(crate) fn tag<'a>(tags: Option<&'a Value>, key: &str) -> Option<&'a str> {
     tags?

@@ -9,7 +9,7 @@ use super::args::{
     LogGroupsArgs, LogsArgs, MetricArgs, NoArgs, RdsArgs, RdsEventsArgs, S3MetricsArgs, StatusArgs,
     TargetGroupsArgs, TargetHealthArgs, TrailArgs,
 };
-use super::{AwsApi, Window, actions, cloudwatch, format, text};
+use super::{AwsApi, Window, actions, cloudwatch, format, items, text};
 use crate::typed;
 use async_trait::async_trait;
 use brain::backends::{ToolBackend, ToolError, ToolOutput, ToolSpec};
@@ -427,8 +427,7 @@ pub(crate) async fn one_asg(api: &dyn AwsApi, name: &str) -> Result<Value, ToolE
 async fn describe_asg(api: &dyn AwsApi, a: AsgArgs) -> Result<ToolOutput, ToolError> {
     let g = one_asg(api, &a.name).await?;
     let mut text = format::asg(&g);
-    for i in items(g, "/Instances")
-    {
+    for i in items(&g, "/Instances") {
         text.push('\n');
         text.push_str(&format::asg_instance(i));
     }
@@ -452,8 +451,7 @@ async fn list_dbs(api: &dyn AwsApi, id: Option<&str>) -> Result<ToolOutput, Tool
     match (id, dbs.first()) {
         (Some(_), Some(db)) => {
             let mut text = format::db(db);
-            for g in items(db, "/DBParameterGroups")
-            {
+            for g in items(db, "/DBParameterGroups") {
                 text.push_str(&format!(
                     "\nparameter group {} {}",
                     super::text(g, "/DBParameterGroupName").unwrap_or("-"),
@@ -579,14 +577,11 @@ async fn ecs_service(api: &dyn AwsApi, a: EcsServiceArgs) -> Result<ToolOutput, 
         })?;
     let now = api.now();
     let mut text = format::ecs_service(&s);
-    for d in items(s, "/deployments")
-    {
+    for d in items(&s, "/deployments") {
         text.push('\n');
         text.push_str(&format::ecs_deployment(d, now));
     }
-    for e in items(s, "/events")
-        .take(10)
-    {
+    for e in items(&s, "/events").take(10) {
         text.push_str(&format!(
             "\n  {} {}",
             format::when(super::world::time_at(e, "/createdAt"), now),
