@@ -3,6 +3,7 @@
 //! test from `CEREBRO_KMOCK_PYTHON`), seeded with the same objects: both
 //! must give the same `data`.
 
+use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -35,6 +36,20 @@ fn world_registry(w: &World) -> Registry {
     ))))
     .expect("registry");
     r
+}
+
+async fn call(r: &Registry, tool: &str, args: Value) -> ToolOutput {
+    match r.call(tool, args.clone()).await {
+        Ok(out) => out,
+        Err(e) => panic!("{tool} {args}: {e}"),
+    }
+}
+
+async fn call_err(r: &Registry, tool: &str, args: Value) -> ToolError {
+    match r.call(tool, args.clone()).await {
+        Ok(out) => panic!("{tool} {args}: expected an error, got {}", out.text),
+        Err(e) => e,
+    }
 }
 
 /// kmock on a free loopback port, seeded from a world; killed on drop.
@@ -277,13 +292,12 @@ async fn live_and_replay_agree_on_every_example_scenario() {
 #[tokio::test]
 async fn the_oomkilled_pod_shows_its_reason_exit_code_and_crashed_log() {
     let r = world_registry(&world("k8s-oomkilled-payments"));
-    let d = r
-        .call(
-            "describe_pod",
-            json!({"namespace": "prod", "name": "payments-api-6c9f7b8d4-x2k9p"}),
-        )
-        .await
-        .unwrap();
+    let d = call(
+        &r,
+        "describe_pod",
+        json!({"namespace": "prod", "name": "payments-api-6c9f7b8d4-x2k9p"}),
+    )
+    .await;
     let last = &d.data["containers"][0]["last_state"];
     assert_eq!(last["reason"], "OOMKilled");
     assert_eq!(last["exit_code"], 137);
@@ -294,34 +308,31 @@ async fn the_oomkilled_pod_shows_its_reason_exit_code_and_crashed_log() {
         d.text
     );
     assert!(d.text.contains("BackOff"), "its events: {}", d.text);
-    let logs = r
-        .call(
-            "get_pod_logs",
-            json!({"namespace": "prod", "pod": "payments-api-6c9f7b8d4-x2k9p", "previous": true}),
-        )
-        .await
-        .unwrap();
+    let logs = call(
+        &r,
+        "get_pod_logs",
+        json!({"namespace": "prod", "pod": "payments-api-6c9f7b8d4-x2k9p", "previous": true}),
+    )
+    .await;
     assert!(logs.text.contains("heap usage 489MiB"), "{}", logs.text);
-    let unhealthy = r
-        .call(
-            "list_pods",
-            json!({"namespace": "prod", "only_unhealthy": true}),
-        )
-        .await
-        .unwrap();
+    let unhealthy = call(
+        &r,
+        "list_pods",
+        json!({"namespace": "prod", "only_unhealthy": true}),
+    )
+    .await;
     assert_eq!(unhealthy.data["pods"].as_array().unwrap().len(), 2);
     assert!(
         unhealthy.text.contains("CrashLoopBackOff"),
         "{}",
         unhealthy.text
     );
-    let h = r
-        .call(
-            "get_rollout_history",
-            json!({"namespace": "prod", "name": "payments-api"}),
-        )
-        .await
-        .unwrap();
+    let h = call(
+        &r,
+        "get_rollout_history",
+        json!({"namespace": "prod", "name": "payments-api"}),
+    )
+    .await;
     assert_eq!(
         h.data["revisions"][1]["change_cause"],
         "enable FEATURE_BATCH_EXPORT"
@@ -331,13 +342,12 @@ async fn the_oomkilled_pod_shows_its_reason_exit_code_and_crashed_log() {
 #[tokio::test]
 async fn the_bad_deploy_is_the_newest_revision_and_its_logs_show_the_exception() {
     let r = world_registry(&world("k8s-bad-deploy-checkout"));
-    let h = r
-        .call(
-            "get_rollout_history",
-            json!({"namespace": "prod", "name": "checkout-svc"}),
-        )
-        .await
-        .unwrap();
+    let h = call(
+        &r,
+        "get_rollout_history",
+        json!({"namespace": "prod", "name": "checkout-svc"}),
+    )
+    .await;
     let revs: Vec<i64> = h.data["revisions"]
         .as_array()
         .unwrap()
@@ -350,38 +360,38 @@ async fn the_bad_deploy_is_the_newest_revision_and_its_logs_show_the_exception()
         "registry.example.com/storefront/checkout-svc:3.4.0"
     );
     assert!(h.text.contains("revision 27 20m ago"), "{}", h.text);
-    let logs = r
-        .call("get_pod_logs", json!({"namespace": "prod", "pod": "checkout-svc-6f7d9c8b5d-4xk2m", "grep": "nullpointer"}))
-        .await
-        .unwrap();
+    let logs = call(
+        &r,
+        "get_pod_logs",
+        json!({"namespace": "prod", "pod": "checkout-svc-6f7d9c8b5d-4xk2m", "grep": "nullpointer"}),
+    )
+    .await;
     assert!(logs.data["matched"].as_u64().unwrap() >= 2, "{}", logs.text);
-    let cut = r
-        .call(
-            "get_pod_logs",
-            json!({"namespace": "prod", "pod": "checkout-svc-6f7d9c8b5d-4xk2m", "tail": 2}),
-        )
-        .await
-        .unwrap();
+    let cut = call(
+        &r,
+        "get_pod_logs",
+        json!({"namespace": "prod", "pod": "checkout-svc-6f7d9c8b5d-4xk2m", "tail": 2}),
+    )
+    .await;
     assert!(cut.text.contains("[older lines cut"), "{}", cut.text);
 }
 
 #[tokio::test]
 async fn the_orders_hpa_is_at_its_maximum() {
     let r = world_registry(&world("aws-rds-connections-orders"));
-    let h = r
-        .call(
-            "describe_hpa",
-            json!({"namespace": "orders", "name": "orders-api"}),
-        )
-        .await
-        .unwrap();
+    let h = call(
+        &r,
+        "describe_hpa",
+        json!({"namespace": "orders", "name": "orders-api"}),
+    )
+    .await;
     assert_eq!(h.data["hpa"]["at_max"], true);
     assert!(
         h.text.contains("AT MAX") && h.text.contains("TooManyReplicas"),
         "{}",
         h.text
     );
-    let u = r.call("get_resource_usage", json!({})).await.unwrap();
+    let u = call(&r, "get_resource_usage", json!({})).await;
     assert!(
         u.text.contains("metrics-server is not installed"),
         "{}",
@@ -397,107 +407,95 @@ async fn a_dry_run_changes_nothing_and_a_real_scale_does_live_and_replayed() {
     let replay = world_registry(&w);
     for (side, r) in [("live", &live), ("replay", &replay)] {
         let target = json!({"namespace": "prod", "name": "payments-api"});
-        let dry = r
-            .call("scale_workload", json!({"namespace": "prod", "name": "payments-api", "replicas": 6, "dry_run": true}))
-            .await
-            .unwrap();
+        let dry = call(
+            r,
+            "scale_workload",
+            json!({"namespace": "prod", "name": "payments-api", "replicas": 6, "dry_run": true}),
+        )
+        .await;
         assert_eq!(dry.data["changes"][0]["after"], 6, "{side}: {}", dry.text);
         assert!(
             dry.text.starts_with("dry run (nothing changed)"),
             "{side}: {}",
             dry.text
         );
-        let d = r.call("describe_deployment", target.clone()).await.unwrap();
+        let d = call(r, "describe_deployment", target.clone()).await;
         assert_eq!(
             d.data["workload"]["desired"], 3,
             "{side}: dry run left replicas alone"
         );
-        let real = r
-            .call(
-                "scale_workload",
-                json!({"namespace": "prod", "name": "payments-api", "replicas": 5}),
-            )
-            .await
-            .unwrap();
+        let real = call(
+            r,
+            "scale_workload",
+            json!({"namespace": "prod", "name": "payments-api", "replicas": 5}),
+        )
+        .await;
         assert_eq!(real.data["changes"][0]["before"], 3, "{side}");
-        let d = r.call("describe_deployment", target.clone()).await.unwrap();
+        let d = call(r, "describe_deployment", target.clone()).await;
         assert_eq!(d.data["workload"]["desired"], 5, "{side}: {}", d.text);
-        let restart = r.call("restart_rollout", target.clone()).await.unwrap();
+        let restart = call(r, "restart_rollout", target.clone()).await;
         assert!(
             restart.data["changes"][0]["after"].is_string(),
             "{side}: {}",
             restart.text
         );
-        let got = r
-            .call(
-                "get_resource",
-                json!({"kind": "Deployment", "namespace": "prod", "name": "payments-api"}),
-            )
-            .await
-            .unwrap();
+        let got = call(
+            r,
+            "get_resource",
+            json!({"kind": "Deployment", "namespace": "prod", "name": "payments-api"}),
+        )
+        .await;
         assert!(
             got.data["object"]["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
             "{side}"
         );
         // A dry-run drain cordons nothing and evicts nothing.
-        let drain = r
-            .call(
-                "drain_node",
-                json!({"name": "ip-10-0-3-17.ec2.internal", "dry_run": true}),
-            )
-            .await
-            .unwrap();
+        let drain = call(
+            r,
+            "drain_node",
+            json!({"name": "ip-10-0-3-17.ec2.internal", "dry_run": true}),
+        )
+        .await;
         assert_eq!(
             drain.data["details"]["evicted"].as_array().unwrap().len(),
             2,
             "{side}: {}",
             drain.text
         );
-        let pods = r
-            .call("list_pods", json!({"namespace": "prod"}))
-            .await
-            .unwrap();
+        let pods = call(r, "list_pods", json!({"namespace": "prod"})).await;
         assert_eq!(pods.data["pods"].as_array().unwrap().len(), 3, "{side}");
-        let node = r
-            .call(
-                "describe_node",
-                json!({"name": "ip-10-0-3-17.ec2.internal"}),
-            )
-            .await
-            .unwrap();
+        let node = call(
+            r,
+            "describe_node",
+            json!({"name": "ip-10-0-3-17.ec2.internal"}),
+        )
+        .await;
         assert_eq!(node.data["node"]["cordoned"], false, "{side}");
         // A real one does both.
-        r.call("drain_node", json!({"name": "ip-10-0-3-17.ec2.internal"}))
-            .await
-            .unwrap();
-        let pods = r
-            .call("list_pods", json!({"namespace": "prod"}))
-            .await
-            .unwrap();
+        call(
+            r,
+            "drain_node",
+            json!({"name": "ip-10-0-3-17.ec2.internal"}),
+        )
+        .await;
+        let pods = call(r, "list_pods", json!({"namespace": "prod"})).await;
         assert_eq!(
             pods.data["pods"].as_array().unwrap().len(),
             1,
             "{side}: {}",
             pods.text
         );
-        let node = r
-            .call(
-                "describe_node",
-                json!({"name": "ip-10-0-3-17.ec2.internal"}),
-            )
-            .await
-            .unwrap();
+        let node = call(
+            r,
+            "describe_node",
+            json!({"name": "ip-10-0-3-17.ec2.internal"}),
+        )
+        .await;
         assert_eq!(node.data["node"]["cordoned"], true, "{side}");
         // Rollback to 13 with only images known; set_resources; patch_hpa errors name the object.
-        let rb = r
-            .call("rollback_deployment", json!({"namespace": "prod", "name": "payments-api", "to_revision": 13, "dry_run": true}))
-            .await
-            .unwrap();
+        let rb = call(r, "rollback_deployment", json!({"namespace": "prod", "name": "payments-api", "to_revision": 13, "dry_run": true})).await;
         assert_eq!(rb.data["details"]["to_revision"], 13, "{side}");
-        let sr = r
-            .call("set_resources", json!({"namespace": "prod", "name": "payments-api", "container": "api", "memory_limit": "1Gi"}))
-            .await
-            .unwrap();
+        let sr = call(r, "set_resources", json!({"namespace": "prod", "name": "payments-api", "container": "api", "memory_limit": "1Gi"})).await;
         assert_eq!(sr.data["changes"][0]["before"], "512Mi", "{side}");
         assert_eq!(sr.data["changes"][0]["after"], "1Gi", "{side}");
     }
@@ -510,43 +508,39 @@ async fn missing_objects_are_not_found_by_name_live_and_replayed() {
     let live = live_registry(kmock.port).await;
     let replay = world_registry(&w);
     for (side, r) in [("live", &live), ("replay", &replay)] {
-        let e = r
-            .call(
-                "describe_pod",
-                json!({"namespace": "prod", "name": "nope-123"}),
-            )
-            .await
-            .unwrap_err();
+        let e = call_err(
+            r,
+            "describe_pod",
+            json!({"namespace": "prod", "name": "nope-123"}),
+        )
+        .await;
         assert_eq!(e.kind(), "not_found", "{side}: {e}");
         assert!(e.to_string().contains("pod prod/nope-123"), "{side}: {e}");
-        let e = r
-            .call(
-                "scale_workload",
-                json!({"namespace": "prod", "name": "ghost", "replicas": 2}),
-            )
-            .await
-            .unwrap_err();
+        let e = call_err(
+            r,
+            "scale_workload",
+            json!({"namespace": "prod", "name": "ghost", "replicas": 2}),
+        )
+        .await;
         assert!(
             e.to_string().contains("deployment prod/ghost"),
             "{side}: {e}"
         );
-        let e = r
-            .call("get_pod_logs", json!({"namespace": "prod", "pod": "payments-api-6c9f7b8d4-m4n8b", "previous": true}))
-            .await
-            .unwrap_err();
+        let e = call_err(
+            r,
+            "get_pod_logs",
+            json!({"namespace": "prod", "pod": "payments-api-6c9f7b8d4-m4n8b", "previous": true}),
+        )
+        .await;
         assert_eq!(e.kind(), "not_found", "{side}: {e}");
-        let e = r
-            .call(
-                "get_resource",
-                json!({"kind": "Certificate", "namespace": "prod", "name": "x"}),
-            )
-            .await
-            .unwrap_err();
+        let e = call_err(
+            r,
+            "get_resource",
+            json!({"kind": "Certificate", "namespace": "prod", "name": "x"}),
+        )
+        .await;
         assert_eq!(e.kind(), "not_found", "{side}: {e}");
-        let empty = r
-            .call("list_pods", json!({"namespace": "staging"}))
-            .await
-            .unwrap();
+        let empty = call(r, "list_pods", json!({"namespace": "staging"})).await;
         assert_eq!(empty.data["pods"], json!([]), "{side}");
     }
 }
@@ -564,19 +558,18 @@ async fn custom_resources_are_served_by_the_generic_tools() {
     let replay = world_registry(&w);
     let mut answers = Vec::new();
     for r in [&replay, &live] {
-        let l = r
-            .call(
-                "list_resources",
-                json!({"kind": "certificates", "namespace": "prod"}),
-            )
-            .await
-            .unwrap();
+        let l = call(
+            r,
+            "list_resources",
+            json!({"kind": "certificates", "namespace": "prod"}),
+        )
+        .await;
         assert!(
             l.text.contains("checkout-tls Ready=False(Expired)"),
             "{}",
             l.text
         );
-        let g = r.call("get_resource", json!({"kind": "Certificate", "api_version": "cert-manager.io/v1", "namespace": "prod", "name": "checkout-tls"})).await.unwrap();
+        let g = call(r, "get_resource", json!({"kind": "Certificate", "api_version": "cert-manager.io/v1", "namespace": "prod", "name": "checkout-tls"})).await;
         assert_eq!(
             g.data["object"]["status"]["notAfter"],
             "2026-04-07T13:42:00Z"
