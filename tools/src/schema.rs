@@ -101,9 +101,12 @@ fn check_at(
                     Some(sub) => check_at(root, sub, item, &at, depth + 1)?,
                     None => match s.get("additionalProperties") {
                         Some(Value::Bool(false)) => {
-                            let known: Vec<&str> = props
+                            // Sorted: the order must not depend on how the
+                            // JSON map happens to keep its keys.
+                            let mut known: Vec<&str> = props
                                 .map(|p| p.keys().map(String::as_str).collect())
                                 .unwrap_or_default();
+                            known.sort_unstable();
                             return Err(if known.is_empty() {
                                 format!("unknown argument {}: this tool takes none", name(&at))
                             } else {
