@@ -174,7 +174,6 @@ async fn describe_statefulset_shows_replicas_containers_and_its_warnings() {
 }
 
 #[tokio::test]
-#[ignore = "bug: describe_statefulset's description promises volume claim templates, but describe_workload never reads spec.volumeClaimTemplates"]
 async fn describe_statefulset_shows_its_volume_claim_templates() {
     let r = registry(&World::from_yaml(STATEFUL_WORLD).unwrap());
     let d = call(

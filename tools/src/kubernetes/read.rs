@@ -290,10 +290,37 @@ impl KubernetesTools {
                 }
             }
         }
+        // A StatefulSet's volumes: the claim each replica gets, and its size.
+        let claims: Vec<Value> = w
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        json!({
+                            "name": s(t, "/metadata/name"),
+                            "storage": s(t, "/spec/resources/requests/storage"),
+                            "storage_class": s(t, "/spec/storageClassName"),
+                            "access_modes": t.pointer("/spec/accessModes").cloned().unwrap_or(Value::Null),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for c in &claims {
+            text.push_str(&format!(
+                "
+volume claim template {}: {} class={}",
+                s(c, "/name"),
+                s(c, "/storage"),
+                s(c, "/storage_class")
+            ));
+        }
         self.events_text(&mut text, &events);
         out(
             text,
-            json!({"workload": row, "conditions": conditions, "containers": containers, "strategy": strategy, "events": events}),
+            json!({"workload": row, "conditions": conditions, "containers": containers, "strategy": strategy,
+                   "volume_claim_templates": claims, "events": events}),
         )
     }
 
