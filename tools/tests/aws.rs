@@ -6,6 +6,8 @@
 // Helpers shared by the tests unwrap like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
@@ -357,13 +359,7 @@ fn free_port() -> u16 {
 }
 
 async fn start_ministack() -> Ministack {
-    let python = std::env::var("CEREBRO_MINISTACK_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "CEREBRO_MINISTACK_PYTHON is not set: the live AWS tests run the SDK against ministack. \
-             Install it with `bash deploy/scripts/python-peers.sh ministack` (.ci/run does) and export \
-             CEREBRO_MINISTACK_PYTHON=<the python path it prints last>"
-        )
-    });
+    let python = common::peers::python("ministack", "CEREBRO_MINISTACK_PYTHON");
     let port = free_port();
     let child = std::process::Command::new(&python)
         .args(["-m", "ministack"])

@@ -3,6 +3,8 @@
 //! test from `CEREBRO_KMOCK_PYTHON`), seeded with the same objects: both
 //! must give the same `data`.
 
+mod common;
+
 use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
 use serde_json::{Value, json};
@@ -121,13 +123,7 @@ fn seed_objects(w: &World) -> Vec<Value> {
 }
 
 fn kmock_python() -> String {
-    std::env::var("CEREBRO_KMOCK_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "CEREBRO_KMOCK_PYTHON is not set: the live Kubernetes tests need kmock. Install it with \
-             `bash deploy/scripts/python-peers.sh kmock` and export CEREBRO_KMOCK_PYTHON=<the python path it prints last> \
-             (.ci/run does this)"
-        )
-    })
+    common::peers::python("kmock", "CEREBRO_KMOCK_PYTHON")
 }
 
 fn start_kmock(w: &World) -> Kmock {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+
 use brain::config::McpEndpoint;
 use brain::vocabulary::Risk;
 use serde_json::json;
@@ -13,9 +15,7 @@ use tools::Registry;
 use tools::mcp::McpClient;
 
 fn python() -> String {
-    std::env::var("CEREBRO_MCP_PYTHON").expect(
-        "CEREBRO_MCP_PYTHON must name the MCP SDK's python: run `bash deploy/scripts/python-peers.sh mcp` (.ci/run does)",
-    )
+    common::peers::python("mcp", "CEREBRO_MCP_PYTHON")
 }
 
 fn script() -> String {

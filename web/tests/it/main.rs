@@ -7,5 +7,7 @@ mod alertmanager;
 mod harness;
 mod ingest;
 mod mcp;
+#[path = "../../../tools/tests/common/peers.rs"]
+mod peers;
 mod process;
 mod service;

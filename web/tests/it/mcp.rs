@@ -7,9 +7,7 @@ use serde_json::Value;
 use std::process::Command;
 
 fn python() -> String {
-    std::env::var("CEREBRO_MCP_PYTHON").expect(
-        "CEREBRO_MCP_PYTHON must name the MCP SDK's python: run `bash deploy/scripts/python-peers.sh mcp` (.ci/run does)",
-    )
+    crate::peers::python("mcp", "CEREBRO_MCP_PYTHON")
 }
 
 /// Run the Python client with `args`; its one line of JSON.
@@ -139,9 +137,7 @@ impl Drop for Kmock {
 
 fn kmock_with_a_deployment() -> Kmock {
     use std::io::BufRead;
-    let python = std::env::var("CEREBRO_KMOCK_PYTHON").expect(
-        "CEREBRO_KMOCK_PYTHON must name kmock's python: run `bash deploy/scripts/python-peers.sh kmock` (.ci/run does)",
-    );
+    let python = crate::peers::python("kmock", "CEREBRO_KMOCK_PYTHON");
     let deployment = serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "checkout", "namespace": "prod", "labels": {"app": "checkout"}},

@@ -1,0 +1,3 @@
+//! Test support shared by the tools tests.
+
+pub mod peers;
