@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::call;
 
 use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
@@ -22,13 +23,6 @@ fn registry(api: Arc<dyn tools::aws::AwsApi>) -> Registry {
     let mut r = Registry::new();
     r.add(Arc::new(AwsTools::new(api))).unwrap();
     r
-}
-
-async fn call(r: &Registry, tool: &str, args: Value) -> ToolOutput {
-    match r.call(tool, args.clone()).await {
-        Ok(out) => out,
-        Err(e) => panic!("{tool} {args}: {e}"),
-    }
 }
 
 fn scenario_world() -> World {

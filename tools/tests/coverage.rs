@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod common;
+use common::{call, call_err};
+
 use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
 use serde_json::{Value, json};
@@ -22,20 +25,6 @@ fn example(name: &str) -> World {
 
 fn registry(world: &World) -> Registry {
     tools::world_registry(world).unwrap()
-}
-
-async fn call(r: &Registry, tool: &str, args: Value) -> ToolOutput {
-    match r.call(tool, args.clone()).await {
-        Ok(out) => out,
-        Err(e) => panic!("{tool} {args}: {e}"),
-    }
-}
-
-async fn call_err(r: &Registry, tool: &str, args: Value) -> ToolError {
-    match r.call(tool, args.clone()).await {
-        Ok(out) => panic!("{tool} {args}: expected an error, got {}", out.text),
-        Err(e) => e,
-    }
 }
 
 /// The rows of `list` whose `name` is `name`.

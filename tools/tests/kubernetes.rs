@@ -4,8 +4,8 @@
 //! must give the same `data`.
 
 mod common;
+use common::{call, call_err};
 
-use brain::backends::{ToolError, ToolOutput};
 use brain::scenario::{Scenario, World};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -38,20 +38,6 @@ fn world_registry(w: &World) -> Registry {
     ))))
     .expect("registry");
     r
-}
-
-async fn call(r: &Registry, tool: &str, args: Value) -> ToolOutput {
-    match r.call(tool, args.clone()).await {
-        Ok(out) => out,
-        Err(e) => panic!("{tool} {args}: {e}"),
-    }
-}
-
-async fn call_err(r: &Registry, tool: &str, args: Value) -> ToolError {
-    match r.call(tool, args.clone()).await {
-        Ok(out) => panic!("{tool} {args}: expected an error, got {}", out.text),
-        Err(e) => e,
-    }
 }
 
 /// kmock on a free loopback port, seeded from a world; killed on drop.
