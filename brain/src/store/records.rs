@@ -326,10 +326,7 @@ impl Store {
         &self,
         proposal: ProposalId,
     ) -> Result<Option<crate::domain::Approval>, StoreError> {
-        let pending = self.pending_approvals().await?;
-        if let Some(a) = pending.into_iter().find(|a| a.proposal_id == proposal) {
-            return Ok(Some(a));
-        }
+        // One approval per proposal (a unique column): look it up directly.
         let id: Option<Uuid> = with_db!(self, read, |p| {
             sqlx::query_scalar("SELECT id FROM approvals WHERE proposal_id = $1")
                 .bind(proposal.0)
