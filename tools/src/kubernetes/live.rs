@@ -159,9 +159,7 @@ impl KubernetesApi for LiveKubernetes {
         kind: &str,
         api_version: Option<&str>,
     ) -> Result<ResourceKind, ToolError> {
-        if let Some(k) = ResourceKind::builtin(kind)
-            .filter(|k| api_version.is_none_or(|a| split_api_version(a).0 == k.group))
-        {
+        if let Some(k) = ResourceKind::builtin_in(kind, api_version) {
             return Ok(k);
         }
         let mut discovery = Discovery::new(self.client.clone());

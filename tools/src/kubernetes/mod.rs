@@ -60,6 +60,12 @@ impl ResourceKind {
         }
     }
 
+    /// A built-in kind by name, if `api_version` (when given) is its group's.
+    pub fn builtin_in(name: &str, api_version: Option<&str>) -> Option<ResourceKind> {
+        ResourceKind::builtin(name)
+            .filter(|k| api_version.is_none_or(|a| split_api_version(a).0 == k.group))
+    }
+
     /// The built-in kind called `name` (`Deployment`, `deployments`,
     /// `deploy`...), if it is one the tools know without discovery.
     pub fn builtin(name: &str) -> Option<ResourceKind> {
