@@ -1,4 +1,7 @@
 //! The orchestrator, investigator, diagnostician, remediator, knowledge base,
 //! code review and Q&A agents.
 //!
-//! Not built yet: issues #6, #7 and #10 fill this crate.
+//! Built: the knowledge base (`knowledge`). Not built yet: the agents of
+//! issues #7 and #10.
+
+pub mod knowledge;

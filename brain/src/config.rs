@@ -22,6 +22,56 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub llm: LlmConfig,
     pub tools: ToolsConfig,
+    pub knowledge: KnowledgeConfig,
+}
+
+/// Where the knowledge base keeps its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VectorBackend {
+    /// Embedded qdrant-edge under `paths.data_dir/vectors`.
+    QdrantEdge,
+    /// A Qdrant server or cluster at `knowledge.qdrant_url`.
+    Qdrant,
+}
+
+/// `[knowledge]`: runbooks, postmortems and documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    pub vector_store: VectorBackend,
+    /// gRPC URL of the Qdrant server, e.g. `http://qdrant:6334`.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
+    pub collection: String,
+    /// Copies of each shard when the collection is created on a cluster.
+    pub replication_factor: u32,
+    pub timeout_secs: u64,
+    /// Index `paths.runbooks_dir` at startup (unchanged files are skipped).
+    pub index_runbooks: bool,
+    /// Index each resolved incident as a postmortem.
+    pub remember_incidents: bool,
+    /// Largest document upload, bytes.
+    pub max_upload_bytes: usize,
+    /// Below this cosine similarity `/ask` says it found nothing.
+    pub min_relevance: f32,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            vector_store: VectorBackend::QdrantEdge,
+            qdrant_url: None,
+            qdrant_api_key: None,
+            collection: "knowledge".into(),
+            replication_factor: 1,
+            timeout_secs: 10,
+            index_runbooks: true,
+            remember_incidents: true,
+            max_upload_bytes: 20 * 1024 * 1024,
+            min_relevance: 0.35,
+        }
+    }
 }
 
 /// `[tools]`: the tool backends and MCP.
@@ -667,7 +717,47 @@ impl Config {
             key: "policy.risk_overrides".into(),
             message: e.to_string(),
         })?;
+        self.validate_knowledge()?;
         self.validate_llm()
+    }
+
+    /// A Qdrant server has a URL; limits are positive.
+    fn validate_knowledge(&self) -> Result<(), ConfigError> {
+        let k = &self.knowledge;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if k.vector_store == VectorBackend::Qdrant && k.qdrant_url.is_none() {
+            return Err(invalid(
+                "knowledge.qdrant_url",
+                "vector_store = \"qdrant\" needs the server's gRPC URL",
+            ));
+        }
+        if k.collection.is_empty()
+            || !k
+                .collection
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "knowledge.collection",
+                "letters, digits, `-` and `_` only",
+            ));
+        }
+        if k.timeout_secs == 0 {
+            return Err(invalid("knowledge.timeout_secs", "must be at least 1"));
+        }
+        if k.max_upload_bytes == 0 {
+            return Err(invalid("knowledge.max_upload_bytes", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&k.min_relevance) {
+            return Err(invalid(
+                "knowledge.min_relevance",
+                "must be between 0 and 1",
+            ));
+        }
+        Ok(())
     }
 
     /// Every role names providers that exist; providers have what their

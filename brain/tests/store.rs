@@ -568,6 +568,7 @@ on_both!(
     |db| {
         let s = &db.store;
         let doc = |hash: &str| NewDocument {
+            id: brain::ids::DocumentId::new(),
             org_id: "default".into(),
             source: "runbook".into(),
             path: "runbooks/oom-killed.md".into(),
@@ -575,6 +576,10 @@ on_both!(
             mime: "text/markdown".into(),
             content_hash: hash.into(),
             size_bytes: 2048,
+            doc_type: "runbook".into(),
+            services: vec!["payments-api".into()],
+            categories: vec!["oom_killed".into()],
+            chunks: 4,
         };
         let (d1, o1) = s.upsert_document(doc("aaa")).await.expect("create");
         assert_eq!(o1, Upsert::Created);
@@ -585,6 +590,31 @@ on_both!(
         );
         let (d3, o3) = s.upsert_document(doc("bbb")).await.expect("update");
         assert_eq!((o3, d3.id), (Upsert::Updated, d1.id));
+        let found = s
+            .find_document("default", "runbook", "runbooks/oom-killed.md")
+            .await
+            .expect("find")
+            .expect("present");
+        assert_eq!(
+            (
+                found.services,
+                found.categories,
+                found.doc_type,
+                found.chunks
+            ),
+            (
+                vec!["payments-api".to_owned()],
+                vec!["oom_killed".to_owned()],
+                "runbook".to_owned(),
+                4
+            )
+        );
+        assert!(
+            s.find_document("default", "runbook", "runbooks/none.md")
+                .await
+                .expect("find")
+                .is_none()
+        );
         assert_eq!(
             s.get_document(d1.id).await.expect("get").content_hash,
             "bbb"

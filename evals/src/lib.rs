@@ -2,4 +2,6 @@
 //! with the helpers that start real peers (Alertmanager, cerebro itself) on
 //! loopback for tests and benchmarks.
 
+pub mod retrieval;
+
 pub mod services;

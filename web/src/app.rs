@@ -29,9 +29,26 @@ pub struct AppState {
     /// Group-commit writer for ingestion.
     pub writer: IngestWriter,
     pub noise: Arc<crate::ingest::NoiseCounters>,
+    /// None when its embedder or vector store did not start; its routes
+    /// then answer 503 and the rest of the service works.
+    pub knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The knowledge base; uploads get their own, larger body limit.
+fn knowledge_routes(max_upload: usize) -> OpenApiRouter<AppState> {
+    let upload = OpenApiRouter::new()
+        .routes(routes!(routes::knowledge::upload, routes::knowledge::list))
+        .layer(DefaultBodyLimit::max(
+            max_upload.saturating_add(1024 * 1024),
+        ));
+    OpenApiRouter::new()
+        .merge(upload)
+        .routes(routes!(routes::knowledge::get, routes::knowledge::delete))
+        .routes(routes!(routes::knowledge::search))
+        .routes(routes!(routes::knowledge::ask))
+}
 
 /// The whole service: API routes, OpenAPI document and reference page, layers.
 pub fn router(state: AppState) -> Router {
@@ -45,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::incidents::get))
         .routes(routes!(routes::incidents::resolve))
         .routes(routes!(routes::incidents::changes))
+        .merge(knowledge_routes(state.config.knowledge.max_upload_bytes))
         .split_for_parts();
     let api = Arc::new(api);
 

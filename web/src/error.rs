@@ -32,6 +32,9 @@ pub enum ApiError {
     },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A body in a format the endpoint does not read.
+    #[error("{message}")]
+    UnsupportedMediaType { message: String, field: String },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -65,6 +68,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -118,6 +122,7 @@ impl IntoResponse for ApiError {
             other => {
                 let field = match &other {
                     Self::BadRequest { field, .. } => field.clone(),
+                    Self::UnsupportedMediaType { field, .. } => Some(field.clone()),
                     Self::PayloadTooLarge { .. } => Some("body".into()),
                     _ => None,
                 };

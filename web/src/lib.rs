@@ -7,6 +7,7 @@ pub mod app;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod knowledge;
 pub mod listener;
 pub mod llm;
 pub mod logging;

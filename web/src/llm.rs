@@ -194,3 +194,27 @@ async fn provider(
         }
     }
 }
+
+/// The embedder of the `embed` role: its first provider that loads.
+pub async fn embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    let role = config
+        .llm
+        .roles
+        .get("embed")
+        .context("no llm.roles.embed is configured")?;
+    let mut last = anyhow::anyhow!("llm.roles.embed lists no provider");
+    for name in &role.providers {
+        let Some(p) = config.llm.providers.get(name) else {
+            continue;
+        };
+        match provider(config, name, p, true).await {
+            Ok(Loaded::Embed(e)) => return Ok(e),
+            Ok(Loaded::Chat(_)) => {}
+            Err(e) => {
+                tracing::warn!(provider = %name, error = %format!("{e:#}"), "embedder did not load");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}

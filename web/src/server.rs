@@ -43,6 +43,15 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         }
     };
     let addr = listener.local_addr().context("reading the bound address")?;
+    // The knowledge base is optional: without its embedder the rest of the
+    // service still serves, and its routes say why they cannot.
+    let knowledge = match crate::knowledge::open(&config, &store).await {
+        Ok(kb) => Some(kb),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the knowledge base is unavailable");
+            None
+        }
+    };
     crate::metrics::handle();
     let (writer, writer_task) = IngestWriter::start(
         store.clone(),
@@ -58,6 +67,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             store,
             writer,
             noise: Arc::default(),
+            knowledge,
         },
         writer_task,
         registry,
@@ -74,6 +84,24 @@ impl Bound {
             self.state.config.ingest_settings(),
             shutdown.clone(),
         ));
+        let mut background = Vec::new();
+        if let Some(kb) = self.state.knowledge.clone() {
+            let config = self.state.config.clone();
+            let stop = shutdown.clone();
+            let store = store.clone();
+            background.push(tokio::spawn(async move {
+                if config.knowledge.index_runbooks {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = crate::knowledge::index_runbooks(&config, &kb) => {}
+                    }
+                }
+                if config.knowledge.remember_incidents {
+                    crate::knowledge::remember_resolved(store, kb, Duration::from_secs(30), stop)
+                        .await;
+                }
+            }));
+        }
         let max_connections = self.state.config.server.max_connections;
         let mcp = crate::tools::mcp_server(&self.state.config, &store, self.registry, "mcp:http")?;
         let mcp_routes = crate::tools::mcp_routes(&self.state.config, mcp, shutdown.child_token());
@@ -104,6 +132,9 @@ impl Bound {
             tracing::warn!("ingestion writer did not drain in time");
         }
         let _ = janitor.await;
+        for task in background {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())

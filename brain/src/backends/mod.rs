@@ -14,4 +14,7 @@ pub use llm::{
 };
 pub use notify::{Notification, Notifier, NotifyError};
 pub use tools::{ToolBackend, ToolError, ToolOutput, ToolSpec};
-pub use vector::{ScoredPoint, VectorError, VectorPoint, VectorStore};
+pub use vector::{
+    CollectionSpec, PayloadFilter, Retrieval, ScoredPoint, SparseVector, VectorError, VectorPoint,
+    VectorQuery, VectorStore,
+};

@@ -168,6 +168,12 @@ pub struct Document {
     /// SHA-256 of the content, to skip re-embedding unchanged files.
     pub content_hash: String,
     pub size_bytes: i64,
+    /// `runbook`, `postmortem` or `doc`: what a filter on `doc_type` matches.
+    pub doc_type: String,
+    pub services: Vec<String>,
+    pub categories: Vec<String>,
+    /// How many chunks it was split into.
+    pub chunks: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

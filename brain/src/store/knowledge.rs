@@ -6,11 +6,14 @@ use super::{BeginWrite, Store, StoreError, with_db};
 use crate::domain::Document;
 use crate::ids::DocumentId;
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use uuid::Uuid;
 
-/// A document to record.
+/// A document to record. `id` is used only when no document has this
+/// (org, source, path) yet; an existing one keeps its id.
 #[derive(Debug, Clone)]
 pub struct NewDocument {
+    pub id: DocumentId,
     pub org_id: String,
     pub source: String,
     pub path: String,
@@ -18,6 +21,10 @@ pub struct NewDocument {
     pub mime: String,
     pub content_hash: String,
     pub size_bytes: i64,
+    pub doc_type: String,
+    pub services: Vec<String>,
+    pub categories: Vec<String>,
+    pub chunks: i64,
 }
 
 /// What [`Store::upsert_document`] did.
@@ -38,6 +45,10 @@ struct DocumentRow {
     mime: String,
     content_hash: String,
     size_bytes: i64,
+    doc_type: String,
+    services: Json<Vec<String>>,
+    categories: Json<Vec<String>>,
+    chunks: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -53,6 +64,10 @@ impl From<DocumentRow> for Document {
             mime: r.mime,
             content_hash: r.content_hash,
             size_bytes: r.size_bytes,
+            doc_type: r.doc_type,
+            services: r.services.0,
+            categories: r.categories.0,
+            chunks: r.chunks,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -61,7 +76,8 @@ impl From<DocumentRow> for Document {
 
 macro_rules! document_columns {
     () => {
-        "id, org_id, source, path, title, mime, content_hash, size_bytes, created_at, updated_at"
+        "id, org_id, source, path, title, mime, content_hash, size_bytes, doc_type, services, \
+         categories, chunks, created_at, updated_at"
     };
 }
 
@@ -84,9 +100,14 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let mut existing = existing;
-            if let Some(same) =
-                existing.take_if(|e| e.content_hash == d.content_hash && e.title == d.title)
-            {
+            if let Some(same) = existing.take_if(|e| {
+                e.content_hash == d.content_hash
+                    && e.title == d.title
+                    && e.doc_type == d.doc_type
+                    && e.services.0 == d.services
+                    && e.categories.0 == d.categories
+                    && e.chunks == d.chunks
+            }) {
                 return Ok((same.into(), Upsert::Unchanged));
             }
             let outcome = if existing.is_some() {
@@ -94,16 +115,16 @@ impl Store {
             } else {
                 Upsert::Created
             };
-            let id = existing
-                .as_ref()
-                .map_or_else(|| DocumentId::new().0, |e| e.id);
+            let id = existing.as_ref().map_or(d.id.0, |e| e.id);
             let sql = concat!(
                 "INSERT INTO documents (",
                 document_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
                  ON CONFLICT (org_id, source, path) DO UPDATE SET title = excluded.title,
                      mime = excluded.mime, content_hash = excluded.content_hash,
-                     size_bytes = excluded.size_bytes, updated_at = excluded.updated_at
+                     size_bytes = excluded.size_bytes, doc_type = excluded.doc_type,
+                     services = excluded.services, categories = excluded.categories,
+                     chunks = excluded.chunks, updated_at = excluded.updated_at
                  RETURNING ",
                 document_columns!()
             );
@@ -116,6 +137,10 @@ impl Store {
                 .bind(&d.mime)
                 .bind(&d.content_hash)
                 .bind(d.size_bytes)
+                .bind(&d.doc_type)
+                .bind(Json(&d.services))
+                .bind(Json(&d.categories))
+                .bind(d.chunks)
                 .bind(at)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -135,6 +160,29 @@ impl Store {
         });
         row.map(Into::into)
             .ok_or_else(|| StoreError::not_found(format!("document {id}")))
+    }
+
+    /// The document at (org, source, path), if any.
+    pub async fn find_document(
+        &self,
+        org_id: &str,
+        source: &str,
+        path: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            document_columns!(),
+            " FROM documents WHERE org_id = $1 AND source = $2 AND path = $3"
+        );
+        let row: Option<DocumentRow> = with_db!(self, read, |p| {
+            sqlx::query_as(sql)
+                .bind(org_id)
+                .bind(source)
+                .bind(path)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(Into::into))
     }
 
     pub async fn list_documents(

@@ -15,7 +15,9 @@ pub fn weights(spec: &ModelSpec) -> PathBuf {
     let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::var_os("CEREBRO_TEST_WEIGHTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
+        // Relative to the including crate, so every crate's tests share
+        // models/weights.
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/weights"));
     let fetcher = Fetcher::new(&dir);
     fetcher
         .fetch(spec, &mut |line| eprintln!("{line}"))

@@ -5,4 +5,5 @@ pub mod config;
 pub mod health;
 pub mod incidents;
 pub mod index;
+pub mod knowledge;
 pub mod webhooks;

@@ -6,7 +6,10 @@
 mod alertmanager;
 mod harness;
 mod ingest;
+mod knowledge;
 mod mcp;
+#[path = "../../../models/tests/common/mod.rs"]
+mod models_common;
 #[path = "../../../tools/tests/common/peers.rs"]
 mod peers;
 mod process;
