@@ -63,14 +63,12 @@ impl Shard {
     ) -> Result<T, VectorError> {
         let _one = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let engine = self.engine();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))).unwrap_or_else(
-            |p| {
-                Err(VectorError::Unavailable(format!(
-                    "vector store write failed: {}",
-                    panic_text(&*p)
-                )))
-            },
-        )
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))).unwrap_or_else(|p| {
+            Err(VectorError::Unavailable(format!(
+                "vector store write failed: {}",
+                panic_text(&*p)
+            )))
+        })
     }
 }
 
@@ -79,10 +77,10 @@ impl Drop for Shard {
     /// shutdown that would abort the process (or a test) over data that
     /// every write already flushed. Log it instead.
     fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(engine))) {
-                tracing::warn!(error = panic_text(&*p), "closing the vector shard failed");
-            }
+        if let Some(engine) = self.engine.take()
+            && let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(engine)))
+        {
+            tracing::warn!(error = panic_text(&*p), "closing the vector shard failed");
         }
     }
 }

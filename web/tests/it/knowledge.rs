@@ -146,7 +146,8 @@ async fn upload_raw(
         wr.write_all(head.as_bytes()).await?;
         for piece in body.chunks(256 * 1024) {
             if chunked {
-                wr.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await?;
+                wr.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                    .await?;
                 wr.write_all(piece).await?;
                 wr.write_all(b"\r\n").await?;
             } else {
