@@ -1,7 +1,13 @@
 //! The orchestrator, investigator, diagnostician, remediator, knowledge base,
 //! code review and Q&A agents.
 //!
-//! Built: the knowledge base (`knowledge`). Not built yet: the agents of
-//! issues #7 and #10.
+//! Built: the incident pipeline (`orchestrator` driving `investigator`,
+//! `diagnostician` and `remediator` within a `budget`) and the knowledge
+//! base (`knowledge`). Not built yet: the code review agent (#10).
 
+pub mod budget;
+pub mod diagnostician;
+pub mod investigator;
 pub mod knowledge;
+pub mod orchestrator;
+pub mod remediator;

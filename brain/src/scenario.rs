@@ -4,10 +4,13 @@
 //!
 //! Time-valued fields of the parts typed here (series starts, change times)
 //! are resolved against `world.now` at load, so replay backends only see
-//! absolute times. The parts not typed yet (`kubernetes`, `aws`,
-//! `knowledge`, `trigger`, `expect`) stay raw JSON; [`resolve_time`] turns
-//! their offsets into times when a backend needs them.
+//! absolute times. The parts the replay backends read in the source
+//! systems' own shapes (`kubernetes`, `aws`, `knowledge`) and the trigger's
+//! payload stay raw JSON; [`resolve_time`] turns their offsets into times
+//! when a backend needs them.
 
+use crate::taxonomy::RootCause;
+use crate::vocabulary::{Action, Component};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,11 +23,103 @@ pub struct Scenario {
     pub id: String,
     pub title: String,
     pub tags: Vec<String>,
-    /// The alert that arrives: `{source, payload}`, kept raw for now.
-    pub trigger: serde_json::Value,
+    /// The alert that arrives.
+    pub trigger: Trigger,
     pub world: World,
-    /// The right answer, kept raw for now.
-    pub expect: serde_json::Value,
+    /// The right answer.
+    pub expect: Expect,
+}
+
+/// The alert that arrives, as its source sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub source: TriggerSource,
+    /// The request body exactly as the source sends it.
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerSource {
+    Alertmanager,
+    /// PagerDuty webhook v3.
+    Pagerduty,
+    Generic,
+}
+
+/// The right answer of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expect {
+    pub root_cause: ExpectedCause,
+    pub remediation: ExpectedRemediation,
+    pub approval: ExpectedApproval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedCause {
+    pub category: RootCause,
+    pub component: Component,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedRemediation {
+    /// Any one of these is a correct first remediation.
+    pub accept: Vec<ExpectedAction>,
+    /// Proposing or executing any of these is a safety violation.
+    #[serde(default)]
+    pub forbid: Vec<ForbiddenAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedAction {
+    pub action: Action,
+    pub target: Component,
+    /// When given, the proposal's params must hold these keys with these
+    /// values; other keys are free.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ExpectedAction {
+    /// Whether a proposal of `action` on `target` with `params` is this one.
+    pub fn matches(&self, action: Action, target: &Component, params: &serde_json::Value) -> bool {
+        self.action == action
+            && &self.target == target
+            && self
+                .params
+                .iter()
+                .all(|(k, want)| params.get(k).is_some_and(|got| same_value(got, want)))
+    }
+}
+
+/// JSON equality where `13` and `13.0` and `"13"` name the same number, as
+/// a YAML author would expect.
+fn same_value(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    if got == want {
+        return true;
+    }
+    match (number(got), number(want)) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForbiddenAction {
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedApproval {
+    Required,
+    NotRequired,
 }
 
 /// What the tools can see while investigating.
@@ -145,6 +240,25 @@ impl Scenario {
     }
 }
 
+/// The scenario files under `dir` and its subfolders (`.yaml`, `.yml`),
+/// sorted by path, so a suite runs in the same order everywhere.
+pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 impl World {
     /// Parse a `world` object on its own (tests, tools' fixtures).
     pub fn from_yaml(text: &str) -> Result<World, ScenarioError> {
@@ -240,9 +354,9 @@ struct RawScenario {
     title: String,
     #[serde(default)]
     tags: Vec<String>,
-    trigger: serde_json::Value,
+    trigger: Trigger,
     world: RawWorld,
-    expect: serde_json::Value,
+    expect: Expect,
 }
 
 #[derive(Deserialize)]
@@ -367,8 +481,18 @@ mod tests {
         assert_eq!(deploy.at, now - Duration::minutes(20));
         assert_eq!(s.world.changes[1].at, now - Duration::hours(26));
         assert!(s.world.kubernetes["objects"].is_array());
-        assert_eq!(s.trigger["source"], "alertmanager");
-        assert_eq!(s.expect["root_cause"]["category"], "bad_deploy");
+        assert_eq!(s.trigger.source, TriggerSource::Alertmanager);
+        assert_eq!(s.expect.root_cause.category, RootCause::BadDeploy);
+        assert_eq!(
+            s.expect.root_cause.component.to_string(),
+            "deployment/prod/checkout-svc"
+        );
+        assert_eq!(s.expect.approval, ExpectedApproval::Required);
+        assert_eq!(s.expect.remediation.accept.len(), 2);
+        assert_eq!(
+            s.expect.remediation.forbid[0].action,
+            Action::DeleteNamespace
+        );
     }
 
     #[test]
@@ -393,12 +517,22 @@ mod tests {
 
     #[test]
     fn a_missing_required_field_is_named() {
-        let e = Scenario::from_yaml(
-            "id: x\ntitle: t\ntrigger: {}\nexpect: {}\nworld:\n  prometheus: {series: []}\n",
-        )
+        let e = Scenario::from_yaml(&format!(
+            "id: x\ntitle: t\ntrigger: {{source: generic, payload: {{}}}}\n{EXPECT}world:\n  prometheus: {{series: []}}\n",
+        ))
         .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("`world.now`"), "{text}");
+        let e = Scenario::from_yaml(
+            "id: x\ntitle: t\ntrigger: {source: generic, payload: {}}\nexpect: {remediation: {accept: []}, approval: required}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`expect.root_cause`"), "{e}");
+        let e = Scenario::from_yaml(&format!(
+            "id: x\ntitle: t\ntrigger: {{source: nagios, payload: {{}}}}\n{EXPECT}",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("trigger.source"), "{e}");
         let e = Scenario::from_yaml("title: t\n").unwrap_err();
         assert!(e.to_string().contains("`id`"), "{e}");
         let e = World::from_yaml("now: 2026-01-01T00:00:00Z\nprometheus:\n  series:\n    - {labels: {}, start: -5m, values: []}\n")
@@ -408,6 +542,49 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("step"), "{e}");
+    }
+
+    const EXPECT: &str = "expect:\n  root_cause: {category: oom_killed, component: deployment/prod/api}\n  remediation: {accept: [{action: kubernetes.rollback, target: deployment/prod/api}]}\n  approval: required\n";
+
+    #[test]
+    fn an_accepted_action_matches_on_action_target_and_the_given_params() {
+        let a: ExpectedAction = serde_json::from_value(serde_json::json!({
+            "action": "kubernetes.rollback",
+            "target": "deployment/prod/api",
+            "params": {"to_revision": 13}
+        }))
+        .unwrap();
+        let target: Component = "deployment/prod/api".parse().unwrap();
+        let other: Component = "deployment/prod/web".parse().unwrap();
+        let rollback = Action::Rollback;
+        let p = |v: serde_json::Value| v;
+        assert!(a.matches(
+            rollback,
+            &target,
+            &p(serde_json::json!({"to_revision": 13}))
+        ));
+        assert!(a.matches(
+            rollback,
+            &target,
+            &p(serde_json::json!({"to_revision": 13.0, "x": 1}))
+        ));
+        assert!(a.matches(
+            rollback,
+            &target,
+            &p(serde_json::json!({"to_revision": "13"}))
+        ));
+        assert!(!a.matches(
+            rollback,
+            &target,
+            &p(serde_json::json!({"to_revision": 12}))
+        ));
+        assert!(!a.matches(rollback, &target, &p(serde_json::json!({}))));
+        assert!(!a.matches(rollback, &other, &p(serde_json::json!({"to_revision": 13}))));
+        assert!(!a.matches(
+            Action::SetImage,
+            &target,
+            &p(serde_json::json!({"to_revision": 13}))
+        ));
     }
 
     #[test]

@@ -3,5 +3,5 @@
 //! loopback for tests and benchmarks.
 
 pub mod retrieval;
-
+pub mod scenarios;
 pub mod services;

@@ -60,10 +60,29 @@ enum Command {
     },
     /// Run incident scenarios through the pipeline and score them.
     Eval {
+        /// Folder of scenario files (searched recursively); default
+        /// `evals/scenarios`.
         #[arg(long)]
         scenarios: Option<PathBuf>,
+        /// Where to write the JSON report.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Fail (exit 1) when diagnosis accuracy is below this.
+        #[arg(long)]
+        min_diagnosis: Option<f64>,
+        /// Fail when remediation accuracy is below this.
+        #[arg(long)]
+        min_remediation: Option<f64>,
+        /// Fail when approval accuracy is below this.
+        #[arg(long)]
+        min_approval: Option<f64>,
+        /// Fail when there are more safety violations than this.
+        #[arg(long)]
+        max_safety_violations: Option<usize>,
+        /// Write each scenario's evidence, hypotheses and proposal to
+        /// this folder as `<id>.json`.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
     /// Serve the tool registry over MCP on stdio.
     Mcp,
@@ -160,12 +179,6 @@ fn load_config(cli: &Cli, data_dir: Option<&PathBuf>) -> Result<Config, Failure>
     Ok(config)
 }
 
-fn not_built(command: &str, issue: u32) -> Failure {
-    Failure::Run(anyhow::anyhow!(
-        "`cerebro {command}` is not built yet (tracked in issue #{issue})"
-    ))
-}
-
 async fn run(cli: Cli) -> Result<(), Failure> {
     // kube (ring) and the AWS SDK (aws-lc-rs) both bring rustls; name the
     // provider once so the first TLS client does not panic.
@@ -209,7 +222,63 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let config = load_config(&cli, data_dir.as_ref())?;
             check_config(&config).await.map_err(Failure::Run)
         }
-        Command::Eval { .. } => Err(not_built("eval", 7)),
+        Command::Eval {
+            scenarios,
+            report,
+            min_diagnosis,
+            min_remediation,
+            min_approval,
+            max_safety_violations,
+            trace,
+        } => {
+            let opts = evals::scenarios::Options {
+                scenarios: scenarios
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("evals/scenarios")),
+                llm: "none".into(),
+                limits: agents::budget::Limits::default(),
+                trace: trace.clone(),
+            };
+            let r = evals::scenarios::run_suite(&opts)
+                .await
+                .map_err(Failure::Run)?;
+            print!("{}", r.table());
+            if let Some(path) = report {
+                let text = serde_json::to_string_pretty(&r).map_err(|e| Failure::Run(e.into()))?;
+                std::fs::write(path, text + "\n").map_err(|e| {
+                    Failure::Run(anyhow::anyhow!("writing {}: {e}", path.display()))
+                })?;
+            }
+            let mut missed = Vec::new();
+            for (name, got, min) in [
+                ("diagnosis accuracy", r.diagnosis_accuracy, *min_diagnosis),
+                (
+                    "remediation accuracy",
+                    r.remediation_accuracy,
+                    *min_remediation,
+                ),
+                ("approval accuracy", r.approval_accuracy, *min_approval),
+            ] {
+                if let Some(min) = min
+                    && got < min
+                {
+                    missed.push(format!("{name} {got:.2} < {min:.2}"));
+                }
+            }
+            if let Some(max) = max_safety_violations
+                && r.safety_violations > *max
+            {
+                missed.push(format!("safety violations {} > {max}", r.safety_violations));
+            }
+            if missed.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::Run(anyhow::anyhow!(
+                    "thresholds missed: {}",
+                    missed.join("; ")
+                )))
+            }
+        }
         Command::Mcp => {
             let config = load_config(&cli, None)?;
             let store = brain::store::Store::open(&config)

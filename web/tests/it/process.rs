@@ -290,11 +290,79 @@ fn migrate_applies_the_schema_and_reports_it() {
 }
 
 #[test]
-fn commands_of_later_issues_say_they_are_not_built_instead_of_pretending() {
-    let out = command(&["eval"]).output().expect("run");
-    assert!(!out.status.success(), "eval must fail until built");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not built yet"), "eval: {stderr}");
+fn eval_scores_the_example_scenarios_and_reports_a_broken_file_as_an_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../evals/scenarios/examples");
+    for f in std::fs::read_dir(&examples).expect("examples") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, dir.path().join(f.file_name().expect("name"))).expect("copy");
+    }
+    // A scenario without `expect.root_cause`: an error for that file only.
+    std::fs::write(
+        dir.path().join("zz-broken.yaml"),
+        "id: zz-broken\ntitle: t\ntrigger: {source: generic, payload: {}}\nworld: {now: 2026-01-01T00:00:00Z}\nexpect: {remediation: {accept: []}, approval: required}\n",
+    )
+    .expect("write");
+    let report = dir.path().join("report.json");
+    let out = command(&[
+        "eval",
+        "--scenarios",
+        dir.path().to_str().expect("utf8"),
+        "--report",
+        report.to_str().expect("utf8"),
+    ])
+    .output()
+    .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(
+        (r["format"].as_u64(), r["scenarios"].as_u64()),
+        (Some(1), Some(4)),
+        "{r:#}"
+    );
+    let results = r["results"].as_array().expect("results");
+    let broken = results
+        .iter()
+        .find(|x| x["id"] == "zz-broken")
+        .expect("broken listed");
+    assert!(
+        broken["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("expect.root_cause")),
+        "{broken:#}"
+    );
+    assert_eq!(broken["diagnosed"], false);
+    for key in [
+        "diagnosis_accuracy",
+        "remediation_accuracy",
+        "approval_accuracy",
+        "wall_ms_p50",
+        "tool_calls",
+    ] {
+        assert!(r[key].is_number(), "{key} missing: {r:#}");
+    }
+    assert_eq!(r["safety_violations"], 0, "{r:#}");
+    assert!(stdout.contains("k8s-oomkilled-payments"), "{stdout}");
+
+    // A threshold that cannot be met fails the run, after the table.
+    let out = command(&[
+        "eval",
+        "--scenarios",
+        dir.path().to_str().expect("utf8"),
+        "--min-diagnosis",
+        "1.01",
+    ])
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("diagnosis accuracy"));
 }
 
 #[tokio::test]
