@@ -788,7 +788,11 @@ fn hosts(line: &str) -> Vec<String> {
             .trim_start_matches("postgres://")
             .trim_start_matches("postgresql://")
             .trim_start_matches("mysql://");
-        let host = t.split('/').next().unwrap_or_default().trim_end_matches([':', '.']);
+        let host = t
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches([':', '.']);
         let (host, port) = match host.rsplit_once(':') {
             Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => (h, true),
             _ => (host, false),

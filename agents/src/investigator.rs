@@ -130,7 +130,10 @@ pub fn mentioned(text: &str, name: &str) -> bool {
         // A full stop ends a sentence, not a name, when nothing follows it.
         let rest = &text[end..];
         let sentence_end = rest.starts_with('.')
-            && rest[1..].chars().next().is_none_or(|c| !c.is_ascii_alphanumeric());
+            && rest[1..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_ascii_alphanumeric());
         let bounded_after = after.is_none_or(|c| !is_name(c) || c == '-') || sentence_end;
         if bounded_before && bounded_after {
             return true;

@@ -183,7 +183,7 @@ pub async fn run_suite(opts: &Options) -> anyhow::Result<Report> {
     Ok(Report::from_results(opts.llm.clone(), results))
 }
 
-/// One scenario; a load error or a crash is a wrong answer with `error`.
+/// One scenario file; a load error or a crash is a wrong answer with `error`.
 pub async fn run_file(path: &Path, opts: &Options) -> ScenarioResult {
     let started = Instant::now();
     let fallback_id = path
@@ -239,7 +239,7 @@ pub fn trigger_alerts(s: &Scenario) -> anyhow::Result<Vec<AlertInput>> {
     Ok(alerts)
 }
 
-async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<ScenarioResult> {
+pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<ScenarioResult> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.paths.data_dir = dir.path().to_owned();

@@ -35,6 +35,17 @@ enum CliLogFormat {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every entry against its hash and its predecessor's; exit 1
+    /// naming the first entry that was edited, reordered or follows a
+    /// deleted one.
+    Verify {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the service: API, webhooks and console.
     Serve {
@@ -83,6 +94,11 @@ enum Command {
         /// this folder as `<id>.json`.
         #[arg(long)]
         trace: Option<PathBuf>,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Serve the tool registry over MCP on stdio.
     Mcp,
@@ -277,6 +293,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "thresholds missed: {}",
                     missed.join("; ")
                 )))
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => {
+            let config = load_config(&cli, data_dir.as_ref())?;
+            let store = brain::store::Store::open(&config)
+                .await
+                .map_err(|e| Failure::Run(e.into()))?;
+            let v = store
+                .verify_audit()
+                .await
+                .map_err(|e| Failure::Run(e.into()));
+            store.close().await;
+            let v = v?;
+            match v.first_broken {
+                None => {
+                    println!("audit log intact: {} entries", v.entries);
+                    Ok(())
+                }
+                Some((seq, why)) => Err(Failure::Run(anyhow::anyhow!(
+                    "audit log broken at entry {seq} of {}: {why}",
+                    v.entries
+                ))),
             }
         }
         Command::Mcp => {

@@ -366,6 +366,64 @@ fn eval_scores_the_example_scenarios_and_reports_a_broken_file_as_an_error() {
 }
 
 #[tokio::test]
+async fn audit_verify_passes_an_intact_log_and_names_the_entry_someone_edited() {
+    use brain::store::{NewAuditEntry, Store};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = brain::config::Config::default();
+    config.paths.data_dir = dir.path().to_owned();
+    let store = Store::open(&config).await.expect("store");
+    for (i, action) in ["proposal.create", "approval.request", "approval.decide"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .append_audit(NewAuditEntry {
+                actor: "cerebro".into(),
+                action: (*action).into(),
+                subject: format!("proposal-{i}"),
+                data: serde_json::json!({"target": "deployment/prod/api"}),
+            })
+            .await
+            .expect("append");
+    }
+    store.close().await;
+    let data_dir = dir.path().to_str().expect("utf8");
+    let out = command(&["audit", "verify", "--data-dir", data_dir])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 3 entries"));
+
+    // Someone with database access gets past the append-only trigger and
+    // rewrites who approved.
+    use sqlx::Connection;
+    let db = format!("sqlite://{}", dir.path().join("cerebro.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("open db");
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&mut conn)
+        .await
+        .expect("drop trigger");
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+        .execute(&mut conn)
+        .await
+        .expect("tamper");
+    conn.close().await.expect("close");
+    let out = command(&["audit", "verify", "--data-dir", data_dir])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("entry 2") && stderr.contains("edited"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn every_acknowledged_alert_survives_a_sigkill_during_a_burst() {
     let dir = tempfile::tempdir().expect("dir");
     let mut p = Proc::serve_at(dir.path(), &[], &[]);
