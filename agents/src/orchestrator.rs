@@ -13,14 +13,15 @@ use crate::budget::{Budget, Limits};
 use crate::diagnostician::{self, Findings};
 use crate::investigator::{self, Evidence};
 use crate::knowledge::{Filters, KnowledgeBase};
-use crate::remediator::{self, Proposal};
+use crate::remediator;
 use brain::backends::Retrieval;
+use brain::domain::IncidentStatus;
 use brain::domain::{ActionProposal, Diagnosis, Evidence as EvidenceRow, ProposalStatus};
 use brain::ids::{DiagnosisId, EvidenceId, IncidentId, ProposalId};
 use brain::policy::{Decision, Policy};
-use brain::store::{NewAuditEntry, Store, StoreError};
+use brain::store::{IncidentRun, NewAuditEntry, RunStep, Store, StoreError};
 use brain::vocabulary::{Action, Component, Risk};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tools::Registry;
@@ -31,6 +32,13 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("incident {0} has no alerts")]
     NoAlerts(IncidentId),
+    #[error("incident {0} is held by another worker")]
+    NotClaimable(IncidentId),
+    #[error("lost the lease on incident {0} to another worker")]
+    LostLease(IncidentId),
+    /// Only from the test hook [`Orchestrator::crash_after`].
+    #[error("stopped after step {0:?} (test hook)")]
+    Crashed(RunStep),
 }
 
 /// What became of one incident.
@@ -48,7 +56,7 @@ pub struct Outcome {
     pub executed: bool,
     pub tool_calls: u32,
     /// The budget that ran out, if one did.
-    pub exhausted: Option<&'static str>,
+    pub exhausted: Option<String>,
     pub evidence: Evidence,
 }
 
@@ -61,144 +69,271 @@ pub struct Orchestrator {
     pub approval_ttl: chrono::Duration,
     /// Who the audit log names as acting.
     pub actor: String,
+    /// This worker's name on the runs it claims.
+    pub worker: String,
+    /// How long a claim holds before another worker may take the run.
+    pub lease: chrono::Duration,
+    /// Tests only: stop with [`AgentError::Crashed`] right after this step
+    /// is recorded, as a worker killed there would.
+    pub crash_after: Option<RunStep>,
+}
+
+/// What finished steps leave for later ones, persisted with the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RunState {
+    #[serde(default)]
+    evidence: Option<Evidence>,
+    #[serde(default)]
+    tool_calls: u32,
+    #[serde(default)]
+    exhausted: Option<String>,
+    #[serde(default)]
+    findings: Option<Findings>,
+    #[serde(default)]
+    explanation: String,
+    #[serde(default)]
+    citations: Vec<String>,
+    #[serde(default)]
+    diagnosis: Option<DiagnosisId>,
+    #[serde(default)]
+    dropped: Vec<String>,
+    /// Chosen before it is written, so a retry finds it instead of
+    /// proposing again.
+    #[serde(default)]
+    proposal: Option<ProposalId>,
+    #[serde(default)]
+    decision: Option<Decision>,
+    #[serde(default)]
+    candidate: Option<remediator::Candidate>,
 }
 
 impl Orchestrator {
-    /// Work one incident from its alerts to a proposal (queued, executed
-    /// or an escalation).
+    /// Queue the incident, then work queued runs until this one is done.
+    /// The service's workers call [`Orchestrator::work_one`] instead.
     pub async fn handle(&self, incident: IncidentId) -> Result<Outcome, AgentError> {
-        let store = &self.store;
-        let alerts = store.alerts_for_incident(incident).await?;
-        if alerts.is_empty() {
-            return Err(AgentError::NoAlerts(incident));
-        }
-        let mut budget = Budget::new(self.limits);
-        let _ = store
-            .transition_incident(
-                incident,
-                brain::domain::IncidentStatus::Investigating,
-                &self.actor,
-                "investigation started",
-            )
-            .await;
-
-        // Investigate: every observation is stored as evidence.
-        let evidence = investigator::investigate(&self.tools, &alerts, &mut budget).await;
-        for o in &evidence.observations {
-            store
-                .add_evidence(&EvidenceRow {
-                    id: EvidenceId::new(),
-                    incident_id: incident,
-                    tool: o.tool.clone(),
-                    args: o.args.clone(),
-                    summary: summary(o),
-                    data: if o.ok() {
-                        o.data.clone()
-                    } else {
-                        json!({"error": o.error})
-                    },
-                    collected_at: chrono::Utc::now(),
-                })
-                .await?;
-        }
-
-        // Diagnose, grounded in the runbooks when there is a knowledge base.
-        let findings = diagnostician::diagnose(&evidence);
-        let mut explanation = findings.explanation(&evidence);
-        let mut citations = Vec::new();
-        if let (Some(kb), Some(best)) = (&self.knowledge, findings.best()) {
-            let query = format!(
-                "{} {} {}",
-                best.category.as_str().replace('_', " "),
-                best.component,
-                alerts[0].summary
-            );
-            if let Ok(hits) = kb
-                .search(&query, &Filters::default(), Retrieval::Hybrid, 3)
-                .await
-            {
-                for h in hits.iter().take(2) {
-                    citations.push(format!("{} > {}", h.title, h.section));
-                }
-            }
-            if !citations.is_empty() {
-                explanation.push_str(&format!("\nRunbooks: {}", citations.join(", ")));
+        self.store.enqueue_run(incident).await?;
+        loop {
+            match self.work_one().await? {
+                Some((id, outcome)) if id == incident => return Ok(outcome),
+                Some(_) => continue,
+                None => return Err(AgentError::NotClaimable(incident)),
             }
         }
-        let diagnosis = match findings.best() {
-            Some(best) => match best.component.parse::<Component>() {
-                Ok(component) => {
-                    let d = Diagnosis {
-                        id: DiagnosisId::new(),
-                        incident_id: incident,
-                        category: best.category,
-                        component,
-                        confidence: findings.confidence,
-                        explanation: explanation.clone(),
-                        citations: citations.clone(),
-                        created_at: chrono::Utc::now(),
-                    };
-                    store.add_diagnosis(&d).await?;
-                    Some(d)
-                }
-                Err(_) => None,
-            },
-            None => None,
-        };
-
-        // Propose: candidates through the policy; the first survivor is it.
-        let candidates = remediator::candidates(&findings, &evidence);
-        let (proposals, dropped) =
-            remediator::classify(&self.tools, &self.policy, candidates).await;
-        let mut outcome = Outcome {
-            findings,
-            explanation,
-            citations,
-            proposal: None,
-            decision: None,
-            dropped,
-            executed: false,
-            tool_calls: budget.tool_calls,
-            exhausted: budget.exhausted,
-            evidence,
-        };
-        let Some(first) = proposals.into_iter().next() else {
-            store
-                .append_timeline(
-                    incident,
-                    "escalated",
-                    &self.actor,
-                    "no cause found in the evidence; a human must look",
-                    json!({}),
-                )
-                .await?;
-            return Ok(outcome);
-        };
-        let record = self
-            .propose(incident, diagnosis.as_ref().map(|d| d.id), &first)
-            .await?;
-        outcome.decision = Some(first.decision.clone());
-        outcome.executed = record.status == ProposalStatus::Executed;
-        outcome.proposal = Some(record);
-        outcome.tool_calls = budget.tool_calls;
-        Ok(outcome)
     }
 
-    /// Record a proposal and act on the policy's decision.
+    /// Claim one queued (or abandoned) run and take it as far as it goes.
+    pub async fn work_one(&self) -> Result<Option<(IncidentId, Outcome)>, AgentError> {
+        let Some(run) = self.store.claim_run(&self.worker, self.lease).await? else {
+            return Ok(None);
+        };
+        let id = run.incident_id;
+        let outcome = self.resume(run).await?;
+        Ok(Some((id, outcome)))
+    }
+
+    /// Continue a claimed run after its last finished step. Each step's
+    /// output is written before the step is marked done.
+    async fn resume(&self, run: IncidentRun) -> Result<Outcome, AgentError> {
+        let store = &self.store;
+        let incident = run.incident_id;
+        let mut step = run.step;
+        let mut st: RunState = serde_json::from_value(run.state).unwrap_or_default();
+        let advance = |from: RunStep, to: RunStep, st: &RunState| {
+            let state = serde_json::to_value(st).unwrap_or_default();
+            async move {
+                if !store
+                    .advance_run(incident, &self.worker, from, to, &state)
+                    .await?
+                {
+                    return Err(AgentError::LostLease(incident));
+                }
+                if self.crash_after == Some(to) {
+                    return Err(AgentError::Crashed(to));
+                }
+                Ok::<(), AgentError>(())
+            }
+        };
+
+        if step == RunStep::Queued {
+            let alerts = store.alerts_for_incident(incident).await?;
+            if alerts.is_empty() {
+                return Err(AgentError::NoAlerts(incident));
+            }
+            let _ = store
+                .transition_incident(
+                    incident,
+                    IncidentStatus::Investigating,
+                    &self.actor,
+                    "investigation started",
+                )
+                .await;
+            let mut budget = Budget::new(self.limits);
+            let evidence = investigator::investigate(&self.tools, &alerts, &mut budget).await;
+            for o in &evidence.observations {
+                store
+                    .add_evidence(&EvidenceRow {
+                        id: EvidenceId::new(),
+                        incident_id: incident,
+                        tool: o.tool.clone(),
+                        args: o.args.clone(),
+                        summary: summary(o),
+                        data: if o.ok() {
+                            o.data.clone()
+                        } else {
+                            json!({"error": o.error})
+                        },
+                        collected_at: chrono::Utc::now(),
+                    })
+                    .await?;
+            }
+            st.tool_calls = budget.tool_calls;
+            st.exhausted = budget.exhausted.map(str::to_owned);
+            st.evidence = Some(evidence);
+            advance(RunStep::Queued, RunStep::Investigated, &st).await?;
+            step = RunStep::Investigated;
+        }
+        let evidence = st.evidence.clone().unwrap_or_default();
+
+        if step == RunStep::Investigated {
+            // Diagnose, grounded in the runbooks when there is a knowledge base.
+            let findings = diagnostician::diagnose(&evidence);
+            let mut explanation = findings.explanation(&evidence);
+            let mut citations = Vec::new();
+            if let (Some(kb), Some(best)) = (&self.knowledge, findings.best()) {
+                let summary = evidence.subject.text.lines().next().unwrap_or_default();
+                let query = format!(
+                    "{} {} {summary}",
+                    best.category.as_str().replace('_', " "),
+                    best.component
+                );
+                if let Ok(hits) = kb
+                    .search(&query, &Filters::default(), Retrieval::Hybrid, 3)
+                    .await
+                {
+                    for h in hits.iter().take(2) {
+                        citations.push(format!("{} > {}", h.title, h.section));
+                    }
+                }
+                if !citations.is_empty() {
+                    explanation.push_str(&format!("\nRunbooks: {}", citations.join(", ")));
+                }
+            }
+            if let Some(why) = &st.exhausted {
+                explanation.push_str(&format!(
+                    "\nThe {why} budget ran out: these findings are partial."
+                ));
+            }
+            if let Some(best) = findings.best()
+                && let Ok(component) = best.component.parse::<Component>()
+            {
+                let d = Diagnosis {
+                    id: DiagnosisId::new(),
+                    incident_id: incident,
+                    category: best.category,
+                    component,
+                    confidence: findings.confidence,
+                    explanation: explanation.clone(),
+                    citations: citations.clone(),
+                    created_at: chrono::Utc::now(),
+                };
+                store.add_diagnosis(&d).await?;
+                st.diagnosis = Some(d.id);
+            }
+            st.findings = Some(findings);
+            st.explanation = explanation;
+            st.citations = citations;
+            advance(RunStep::Investigated, RunStep::Diagnosed, &st).await?;
+            step = RunStep::Diagnosed;
+        }
+        let findings = st.findings.clone().unwrap_or(Findings {
+            ranked: Vec::new(),
+            confidence: 0.0,
+        });
+
+        if step == RunStep::Diagnosed {
+            if st.proposal.is_none() {
+                // Propose: candidates through the policy; the first that
+                // survives is it. Out of budget: hand over what we have.
+                let mut candidates = remediator::candidates(&findings, &evidence);
+                if st.exhausted.is_some() {
+                    candidates.retain(|c| c.action == Action::Escalate);
+                }
+                let (proposals, dropped) =
+                    remediator::classify(&self.tools, &self.policy, candidates).await;
+                st.dropped = dropped;
+                if let Some(first) = proposals.into_iter().next() {
+                    st.proposal = Some(ProposalId::new());
+                    st.decision = Some(first.decision);
+                    st.candidate = Some(first.candidate);
+                }
+                // The chosen id is durable before the proposal exists.
+                advance(RunStep::Diagnosed, RunStep::Diagnosed, &st).await?;
+            }
+            match (st.proposal, &st.candidate, &st.decision) {
+                (Some(id), Some(candidate), Some(decision)) => {
+                    self.propose(incident, st.diagnosis, id, candidate, decision)
+                        .await?;
+                }
+                _ => {
+                    store
+                        .append_timeline(
+                            incident,
+                            "escalated",
+                            &self.actor,
+                            "no cause found in the evidence; a human must look",
+                            json!({}),
+                        )
+                        .await?;
+                }
+            }
+            advance(RunStep::Diagnosed, RunStep::Proposed, &st).await?;
+            step = RunStep::Proposed;
+        }
+        if step == RunStep::Proposed {
+            advance(RunStep::Proposed, RunStep::Done, &st).await?;
+        }
+
+        let proposal = match st.proposal {
+            Some(id) => Some(store.get_proposal(id).await?),
+            None => None,
+        };
+        Ok(Outcome {
+            explanation: st.explanation,
+            citations: st.citations,
+            executed: proposal
+                .as_ref()
+                .is_some_and(|p| p.status == ProposalStatus::Executed),
+            proposal,
+            decision: st.decision,
+            dropped: st.dropped,
+            tool_calls: st.tool_calls,
+            exhausted: st.exhausted,
+            findings,
+            evidence,
+        })
+    }
+
+    /// Record the proposal `id` and act on the policy's decision. Safe to
+    /// repeat: an existing proposal is not written again, and an action
+    /// runs only from `proposed`, which it leaves before the tool is called.
     async fn propose(
         &self,
         incident: IncidentId,
         diagnosis: Option<DiagnosisId>,
-        p: &Proposal,
+        id: ProposalId,
+        c: &remediator::Candidate,
+        decision: &Decision,
     ) -> Result<ActionProposal, AgentError> {
         let store = &self.store;
-        let c = &p.candidate;
-        let risk = match &p.decision {
+        if let Ok(existing) = store.get_proposal(id).await {
+            return self.act(incident, existing, c, decision).await;
+        }
+        let risk = match decision {
             Decision::Execute { risk } | Decision::NeedsApproval { risk, .. } => *risk,
             Decision::Forbidden { .. } => Risk::Forbidden,
         };
-        let mut record = ActionProposal {
-            id: ProposalId::new(),
+        let record = ActionProposal {
+            id,
             incident_id: Some(incident),
             diagnosis_id: diagnosis,
             action: c.action,
@@ -212,9 +347,43 @@ impl Orchestrator {
             requested_by: self.actor.clone(),
         };
         store.add_proposal(&record).await?;
-        self.audit("proposal.create", &record, json!({"decision": p.decision}))
+        self.audit("proposal.create", &record, json!({"decision": decision}))
             .await?;
-        match &p.decision {
+        self.act(incident, record, c, decision).await
+    }
+
+    /// Carry out the decision on a recorded proposal, from whatever status
+    /// a previous attempt left it in.
+    async fn act(
+        &self,
+        incident: IncidentId,
+        mut record: ActionProposal,
+        c: &remediator::Candidate,
+        decision: &Decision,
+    ) -> Result<ActionProposal, AgentError> {
+        let store = &self.store;
+        if record.status == ProposalStatus::Executing {
+            // A worker died between claiming the action and recording its
+            // result: whether it ran is unknown, so it is not run again.
+            store
+                .append_timeline(
+                    incident,
+                    "escalated",
+                    &self.actor,
+                    &format!(
+                        "{} on {} was started by a worker that stopped; check whether it ran",
+                        c.action.as_str(),
+                        c.target
+                    ),
+                    json!({"proposal": record.id.to_string()}),
+                )
+                .await?;
+            return Ok(record);
+        }
+        if record.status != ProposalStatus::Proposed {
+            return Ok(record);
+        }
+        match decision {
             Decision::NeedsApproval { reason, .. } => {
                 let approval = store.request_approval(record.id, self.approval_ttl).await?;
                 record.status = ProposalStatus::AwaitingApproval;
@@ -227,7 +396,7 @@ impl Orchestrator {
                 let _ = store
                     .transition_incident(
                         incident,
-                        brain::domain::IncidentStatus::AwaitingApproval,
+                        IncidentStatus::AwaitingApproval,
                         &self.actor,
                         &format!("{} on {} awaits approval", c.action.as_str(), c.target),
                     )
@@ -294,7 +463,7 @@ impl Orchestrator {
                 let _ = store
                     .transition_incident(
                         incident,
-                        brain::domain::IncidentStatus::Remediating,
+                        IncidentStatus::Remediating,
                         &self.actor,
                         &format!("{} on {} {}", c.action.as_str(), c.target, to.as_str()),
                     )

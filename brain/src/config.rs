@@ -23,6 +23,38 @@ pub struct Config {
     pub llm: LlmConfig,
     pub tools: ToolsConfig,
     pub knowledge: KnowledgeConfig,
+    pub agents: AgentsConfig,
+}
+
+/// `[agents]`: the orchestrator's workers and per-incident budgets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// Work new incidents: investigate, diagnose, propose (and run what
+    /// the policy lets run without approval).
+    pub enabled: bool,
+    /// How long a worker's claim on an incident lasts before another
+    /// worker (this replica or another) may resume it.
+    pub lease_secs: u64,
+    /// How often idle workers look for new incidents.
+    pub poll_secs: u64,
+    /// Budgets per incident; running out escalates with what was found.
+    pub max_tool_calls: u32,
+    pub max_llm_tokens: u64,
+    pub max_wall_secs: u64,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            enabled: true,
+            lease_secs: 600,
+            poll_secs: 2,
+            max_tool_calls: 80,
+            max_llm_tokens: 20_000,
+            max_wall_secs: 300,
+        }
+    }
 }
 
 /// Where the knowledge base keeps its vectors.
@@ -718,10 +750,35 @@ impl Config {
             message: e.to_string(),
         })?;
         self.validate_knowledge()?;
+        self.validate_agents()?;
         self.validate_llm()
     }
 
     /// A Qdrant server has a URL; limits are positive.
+    fn validate_agents(&self) -> Result<(), ConfigError> {
+        let a = &self.agents;
+        for (key, v) in [
+            ("agents.lease_secs", a.lease_secs),
+            ("agents.poll_secs", a.poll_secs),
+            ("agents.max_wall_secs", a.max_wall_secs),
+            ("agents.max_tool_calls", u64::from(a.max_tool_calls)),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if a.lease_secs <= a.max_wall_secs {
+            return Err(ConfigError::Invalid {
+                key: "agents.lease_secs".into(),
+                message: "must be longer than agents.max_wall_secs, or a slow incident is taken over while it is still worked".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_knowledge(&self) -> Result<(), ConfigError> {
         let k = &self.knowledge;
         let invalid = |key: &str, message: &str| ConfigError::Invalid {

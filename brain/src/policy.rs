@@ -50,7 +50,7 @@ pub struct TargetFacts {
 }
 
 /// The policy's answer for one proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     /// May run now.

@@ -643,3 +643,143 @@ on_both!(
         ));
     }
 );
+
+on_both!(
+    a_run_is_claimed_by_one_worker_and_taken_over_when_its_lease_lapses,
+    |db| {
+        use brain::store::RunStep;
+        let s = &db.store;
+        let inc = s
+            .create_incident(new_incident("runs"))
+            .await
+            .expect("create");
+        assert!(s.enqueue_run(inc.id).await.expect("enqueue"));
+        assert!(!s.enqueue_run(inc.id).await.expect("again"), "queued twice");
+
+        let lease = chrono::Duration::seconds(60);
+        let a = s
+            .claim_run("worker-a", lease)
+            .await
+            .expect("claim")
+            .expect("a run");
+        assert_eq!(
+            (a.incident_id, a.step, a.attempts),
+            (inc.id, RunStep::Queued, 1)
+        );
+        // Held: nobody else gets it.
+        assert!(
+            s.claim_run("worker-b", lease)
+                .await
+                .expect("claim")
+                .is_none()
+        );
+        let state = json!({"evidence": {"n": 3}});
+        assert!(
+            s.advance_run(
+                inc.id,
+                "worker-a",
+                RunStep::Queued,
+                RunStep::Investigated,
+                &state
+            )
+            .await
+            .expect("advance")
+        );
+        // Only the holder advances it, and only from the step it is at.
+        assert!(
+            !s.advance_run(
+                inc.id,
+                "worker-b",
+                RunStep::Investigated,
+                RunStep::Diagnosed,
+                &state
+            )
+            .await
+            .expect("advance")
+        );
+        assert!(
+            !s.advance_run(
+                inc.id,
+                "worker-a",
+                RunStep::Queued,
+                RunStep::Investigated,
+                &state
+            )
+            .await
+            .expect("advance")
+        );
+
+        // worker-a dies; once its lease lapses, worker-b resumes where it was.
+        s.release_run(inc.id, "nobody").await.expect("release");
+        assert!(
+            s.claim_run("worker-b", lease)
+                .await
+                .expect("claim")
+                .is_none()
+        );
+        let short = s
+            .claim_run("worker-c", chrono::Duration::seconds(60))
+            .await
+            .expect("claim");
+        assert!(short.is_none());
+        s.release_run(inc.id, "worker-a").await.expect("release");
+        let b = s
+            .claim_run("worker-b", lease)
+            .await
+            .expect("claim")
+            .expect("taken over");
+        assert_eq!((b.step, b.attempts), (RunStep::Investigated, 2));
+        assert_eq!(b.state, state);
+        assert!(
+            s.advance_run(
+                inc.id,
+                "worker-b",
+                RunStep::Investigated,
+                RunStep::Done,
+                &state
+            )
+            .await
+            .expect("advance")
+        );
+        s.release_run(inc.id, "worker-b").await.expect("release");
+        assert!(
+            s.claim_run("worker-a", lease)
+                .await
+                .expect("claim")
+                .is_none(),
+            "done runs stay done"
+        );
+
+        // A lapsed lease is taken without a release.
+        let inc2 = s
+            .create_incident(new_incident("runs-2"))
+            .await
+            .expect("create");
+        s.enqueue_run(inc2.id).await.expect("enqueue");
+        s.claim_run("worker-a", chrono::Duration::milliseconds(-1))
+            .await
+            .expect("claim")
+            .expect("run");
+        let again = s
+            .claim_run("worker-b", lease)
+            .await
+            .expect("claim")
+            .expect("lapsed");
+        assert_eq!(
+            (again.incident_id, again.lease_owner.as_deref()),
+            (inc2.id, Some("worker-b"))
+        );
+        assert!(
+            !s.advance_run(
+                inc2.id,
+                "worker-a",
+                RunStep::Queued,
+                RunStep::Investigated,
+                &state
+            )
+            .await
+            .expect("advance"),
+            "the old holder lost it"
+        );
+    }
+);

@@ -272,6 +272,9 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
         limits: opts.limits,
         approval_ttl: chrono::Duration::minutes(60),
         actor: "cerebro-eval".into(),
+        worker: "eval".into(),
+        lease: chrono::Duration::minutes(5),
+        crash_after: None,
     };
     let outcome = orchestrator.handle(incident).await?;
     if let Some(dir) = &opts.trace {

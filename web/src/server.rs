@@ -102,6 +102,14 @@ impl Bound {
                 }
             }));
         }
+        if self.state.config.agents.enabled {
+            let orchestrator = orchestrator(&self.state, self.registry.clone())?;
+            background.push(tokio::spawn(work_incidents(
+                orchestrator,
+                Duration::from_secs(self.state.config.agents.poll_secs),
+                shutdown.clone(),
+            )));
+        }
         let max_connections = self.state.config.server.max_connections;
         let mcp = crate::tools::mcp_server(&self.state.config, &store, self.registry, "mcp:http")?;
         let mcp_routes = crate::tools::mcp_routes(&self.state.config, mcp, shutdown.child_token());
@@ -138,6 +146,76 @@ impl Bound {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The incident orchestrator over the service's store, tools, policy and
+/// knowledge base.
+fn orchestrator(
+    state: &AppState,
+    tools: Arc<tools::Registry>,
+) -> anyhow::Result<agents::orchestrator::Orchestrator> {
+    let c = &state.config;
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    Ok(agents::orchestrator::Orchestrator {
+        store: state.store.clone(),
+        tools,
+        policy: brain::policy::Policy::new(c.policy.clone())?,
+        knowledge: state.knowledge.clone(),
+        limits: agents::budget::Limits {
+            tool_calls: c.agents.max_tool_calls,
+            llm_tokens: c.agents.max_llm_tokens,
+            wall: Duration::from_secs(c.agents.max_wall_secs),
+        },
+        approval_ttl: secs(c.tools.approval_ttl_minutes.saturating_mul(60)),
+        actor: "agent:orchestrator".into(),
+        worker: format!("{}:{}", hostname(), std::process::id()),
+        lease: secs(c.agents.lease_secs),
+        crash_after: None,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "cerebro".into())
+}
+
+/// Queue new incidents and work them one at a time until `stop`.
+async fn work_incidents(
+    o: agents::orchestrator::Orchestrator,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = o.store.enqueue_open_incidents().await {
+            tracing::warn!(error = %e, "queueing new incidents failed");
+            continue;
+        }
+        loop {
+            let worked = tokio::select! {
+                () = stop.cancelled() => return,
+                r = o.work_one() => r,
+            };
+            match worked {
+                Ok(Some((id, outcome))) => tracing::info!(
+                    incident = %id,
+                    action = outcome.proposal.as_ref().map(|p| p.action.as_str()),
+                    tool_calls = outcome.tool_calls,
+                    "incident worked"
+                ),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "working an incident failed; it is retried when its lease lapses");
+                    break;
+                }
+            }
+        }
     }
 }
 

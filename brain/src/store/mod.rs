@@ -14,6 +14,7 @@ mod incidents;
 mod ingest;
 mod knowledge;
 mod records;
+mod runs;
 mod sqlite_ingest;
 mod writer;
 
@@ -27,6 +28,7 @@ pub use ingest::{
 };
 pub use knowledge::{NewDocument, Upsert};
 pub use records::{LlmUsage, timestamp};
+pub use runs::{IncidentRun, RunStep};
 pub use writer::{IngestWriter, SubmitError};
 
 use crate::config::{Config, DatabaseUrl};

@@ -1,0 +1,12 @@
+-- The orchestrator's durable progress per incident: the last step done,
+-- what later steps need from it, and which worker holds it until when.
+CREATE TABLE incident_runs (
+    incident_id BLOB PRIMARY KEY NOT NULL REFERENCES incidents (id),
+    step        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX incident_runs_open ON incident_runs (updated_at) WHERE step <> 'done';
