@@ -474,6 +474,66 @@ impl Orchestrator {
         Ok(record)
     }
 
+    /// Run an approved proposal's action, once: it is claimed
+    /// (`approved → executing`) before its tool is called, so a second
+    /// caller finds it claimed and runs nothing.
+    pub async fn execute_approved(&self, id: ProposalId) -> Result<ActionProposal, AgentError> {
+        let store = &self.store;
+        let mut record = store.get_proposal(id).await?;
+        if !store
+            .transition_proposal(id, ProposalStatus::Approved, ProposalStatus::Executing)
+            .await?
+        {
+            return Ok(record);
+        }
+        let c = remediator::Candidate {
+            action: record.action,
+            target: record.target.clone(),
+            params: record.params.clone(),
+            rationale: record.rationale.clone(),
+        };
+        let (tool, args) = tool_call(&c);
+        let result = match tool {
+            Some(tool) => self
+                .tools
+                .call(tool, args.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(format!("no tool executes {}", c.action.as_str())),
+        };
+        let (to, data) = match &result {
+            Ok(out) => (
+                ProposalStatus::Executed,
+                json!({"tool": tool, "args": args, "result": out.text}),
+            ),
+            Err(e) => (
+                ProposalStatus::Failed,
+                json!({"tool": tool, "args": args, "error": e}),
+            ),
+        };
+        store
+            .transition_proposal(id, ProposalStatus::Executing, to)
+            .await?;
+        record.status = to;
+        self.audit("action.execute", &record, data).await?;
+        if let Some(incident) = record.incident_id {
+            let _ = store
+                .transition_incident(
+                    incident,
+                    IncidentStatus::Remediating,
+                    &self.actor,
+                    &format!(
+                        "{} on {} {} after approval",
+                        c.action.as_str(),
+                        c.target,
+                        to.as_str()
+                    ),
+                )
+                .await;
+        }
+        Ok(record)
+    }
+
     async fn audit(
         &self,
         action: &str,

@@ -24,6 +24,23 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub knowledge: KnowledgeConfig,
     pub agents: AgentsConfig,
+    pub approvals: ApprovalsConfig,
+}
+
+/// `[approvals]`: who may decide held actions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// Each approver's name and bearer token. With none, nobody can
+    /// approve over HTTP and held actions wait until they expire.
+    pub approvers: Vec<Approver>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approver {
+    pub name: String,
+    pub token: Secret,
 }
 
 /// `[agents]`: the orchestrator's workers and per-incident budgets.
@@ -751,10 +768,31 @@ impl Config {
         })?;
         self.validate_knowledge()?;
         self.validate_agents()?;
+        self.validate_approvals()?;
         self.validate_llm()
     }
 
     /// A Qdrant server has a URL; limits are positive.
+    fn validate_approvals(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, a) in self.approvals.approvers.iter().enumerate() {
+            let invalid = |field: &str, message: &str| ConfigError::Invalid {
+                key: format!("approvals.approvers[{i}].{field}"),
+                message: message.into(),
+            };
+            if a.name.trim().is_empty() {
+                return Err(invalid("name", "must not be empty"));
+            }
+            if a.token.expose().len() < 16 {
+                return Err(invalid("token", "must be at least 16 characters"));
+            }
+            if !names.insert(a.name.as_str()) {
+                return Err(invalid("name", "is listed twice"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_agents(&self) -> Result<(), ConfigError> {
         let a = &self.agents;
         for (key, v) in [

@@ -79,7 +79,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let s = Scenario::from_yaml(SCENARIO).expect("scenario");
+    setup_from(SCENARIO).await
+}
+
+async fn setup_from(yaml: &str) -> Setup {
+    let s = Scenario::from_yaml(yaml).expect("scenario");
     let dir = tempfile::tempdir().expect("dir");
     let mut config = Config::default();
     config.paths.data_dir = dir.path().to_owned();
@@ -255,4 +259,62 @@ async fn an_exhausted_budget_escalates_with_the_findings_so_far() {
         timeline.iter().any(|e| e.kind == "escalated"),
         "{timeline:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_held_action_runs_only_after_approval_and_only_once() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
+    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    let outcome = o.handle(s.incident).await.expect("handled");
+    let p = outcome.proposal.expect("proposal");
+    assert_eq!(p.action.as_str(), "kubernetes.set_resources");
+    assert_eq!(p.status.as_str(), "awaiting_approval");
+    let limit = |tools: Arc<tools::Registry>| async move {
+        let d = tools
+            .call(
+                "get_resource",
+                serde_json::json!({"kind": "Deployment", "namespace": "prod", "name": "payments-api"}),
+            )
+            .await
+            .expect("deployment");
+        d.data["object"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(limit(s.tools.clone()).await, "512Mi");
+    // Not approved: executing does nothing.
+    let still = o.execute_approved(p.id).await.expect("execute");
+    assert_eq!(still.status.as_str(), "awaiting_approval");
+    assert_eq!(limit(s.tools.clone()).await, "512Mi");
+
+    let approval = s
+        .store
+        .approval_for_proposal(p.id)
+        .await
+        .expect("q")
+        .expect("approval");
+    s.store
+        .decide_approval(approval.id, true, "alice", Some("ok"))
+        .await
+        .expect("approve");
+    let ran = o.execute_approved(p.id).await.expect("execute");
+    assert_eq!(ran.status.as_str(), "executed");
+    let new = limit(s.tools.clone()).await;
+    assert_eq!(new, p.params["memory_limit"].as_str().unwrap_or_default());
+    assert_ne!(new, "512Mi");
+    // A second call (a retried request, another replica) runs nothing.
+    let again = o.execute_approved(p.id).await.expect("execute");
+    assert_eq!(again.status.as_str(), "executed");
+    let runs = s
+        .store
+        .audit_entries(None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "action.execute")
+        .count();
+    assert_eq!(runs, 1);
 }

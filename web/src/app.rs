@@ -32,6 +32,8 @@ pub struct AppState {
     /// None when its embedder or vector store did not start; its routes
     /// then answer 503 and the rest of the service works.
     pub knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
+    /// Works incidents, and runs approved actions.
+    pub agents: Arc<agents::orchestrator::Orchestrator>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,6 +60,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(metrics::metrics_handler))
         .routes(routes!(routes::config::validate_config))
         .merge(ingestion_routes(state.config.ingest.max_in_flight))
+        .routes(routes!(routes::approvals::list))
+        .routes(routes!(routes::approvals::approve))
+        .routes(routes!(routes::approvals::reject))
         .routes(routes!(routes::incidents::list))
         .routes(routes!(routes::incidents::get))
         .routes(routes!(routes::incidents::resolve))

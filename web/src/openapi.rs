@@ -26,6 +26,7 @@ use utoipa::openapi::OpenApi as Document;
         (name = "operations", description = "Health, readiness, metrics and configuration checks"),
         (name = "ingestion", description = "Alert sources and change events in: webhooks and the generic alert API"),
         (name = "incidents", description = "Incidents, their alerts and timelines, and the change feed"),
+        (name = "approvals", description = "Actions held for a human: list, approve (the action then runs once) or reject, as an authenticated approver"),
         (name = "knowledge", description = "Runbooks, postmortems and documents: upload, search, and questions answered with citations"),
     )
 )]

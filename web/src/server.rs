@@ -59,6 +59,12 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         config.ingest.queue_bytes,
         config.ingest.max_batch,
     );
+    let agents = Arc::new(orchestrator(
+        &config,
+        &store,
+        knowledge.clone(),
+        registry.clone(),
+    )?);
     Ok(Bound {
         addr,
         listener,
@@ -68,6 +74,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             writer,
             noise: Arc::default(),
             knowledge,
+            agents,
         },
         writer_task,
         registry,
@@ -103,9 +110,8 @@ impl Bound {
             }));
         }
         if self.state.config.agents.enabled {
-            let orchestrator = orchestrator(&self.state, self.registry.clone())?;
             background.push(tokio::spawn(work_incidents(
-                orchestrator,
+                self.state.agents.clone(),
                 Duration::from_secs(self.state.config.agents.poll_secs),
                 shutdown.clone(),
             )));
@@ -152,16 +158,17 @@ impl Bound {
 /// The incident orchestrator over the service's store, tools, policy and
 /// knowledge base.
 fn orchestrator(
-    state: &AppState,
+    c: &Config,
+    store: &Store,
+    knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
     tools: Arc<tools::Registry>,
 ) -> anyhow::Result<agents::orchestrator::Orchestrator> {
-    let c = &state.config;
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
     Ok(agents::orchestrator::Orchestrator {
-        store: state.store.clone(),
+        store: store.clone(),
         tools,
         policy: brain::policy::Policy::new(c.policy.clone())?,
-        knowledge: state.knowledge.clone(),
+        knowledge,
         limits: agents::budget::Limits {
             tool_calls: c.agents.max_tool_calls,
             llm_tokens: c.agents.max_llm_tokens,
@@ -183,7 +190,7 @@ fn hostname() -> String {
 
 /// Queue new incidents and work them one at a time until `stop`.
 async fn work_incidents(
-    o: agents::orchestrator::Orchestrator,
+    o: Arc<agents::orchestrator::Orchestrator>,
     every: Duration,
     stop: CancellationToken,
 ) {

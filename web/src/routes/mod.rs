@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area.
 
 pub mod alerts;
+pub mod approvals;
 pub mod config;
 pub mod health;
 pub mod incidents;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod alertmanager;
+mod approvals;
 mod harness;
 mod ingest;
 mod knowledge;
