@@ -137,15 +137,21 @@ pub fn diagnose(ev: &Evidence) -> Findings {
             .total_cmp(&a.score)
             .then_with(|| a.component.cmp(&b.component))
     });
-    let confidence = match ranked.as_slice() {
+    let confidence = confidence(&ranked);
+    Findings { ranked, confidence }
+}
+
+/// How sure the ranking is of its leader: its margin over the runner-up,
+/// scaled down while the evidence for it is thin.
+pub fn confidence(ranked: &[Hypothesis]) -> f64 {
+    match ranked {
         [] => 0.0,
         [one] => (one.score / 6.0).min(1.0) * 0.95,
         [one, two, ..] => {
             let margin = one.score / (one.score + two.score);
             (margin * (one.score / 6.0).min(1.0)).clamp(0.05, 0.99)
         }
-    };
-    Findings { ranked, confidence }
+    }
 }
 
 /// Lookups shared by the analyzers.

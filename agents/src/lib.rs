@@ -10,4 +10,5 @@ pub mod diagnostician;
 pub mod investigator;
 pub mod knowledge;
 pub mod orchestrator;
+pub mod ranker;
 pub mod remediator;

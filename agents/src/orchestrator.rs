@@ -13,6 +13,7 @@ use crate::budget::{Budget, Limits};
 use crate::diagnostician::{self, Findings};
 use crate::investigator::{self, Evidence};
 use crate::knowledge::{Filters, KnowledgeBase};
+use crate::ranker::{self, Ranked};
 use crate::remediator;
 use brain::backends::Retrieval;
 use brain::domain::IncidentStatus;
@@ -57,6 +58,8 @@ pub struct Outcome {
     pub tool_calls: u32,
     /// The budget that ran out, if one did.
     pub exhausted: Option<String>,
+    /// The model's part, when one took part.
+    pub llm: Ranked,
     pub evidence: Evidence,
 }
 
@@ -65,6 +68,9 @@ pub struct Orchestrator {
     pub tools: Arc<Registry>,
     pub policy: Policy,
     pub knowledge: Option<Arc<KnowledgeBase>>,
+    /// A model to settle close calls between hypotheses; none: analyzers
+    /// and retrieval alone.
+    pub llm: Option<Arc<models::gateway::Gateway>>,
     pub limits: Limits,
     pub approval_ttl: chrono::Duration,
     /// Who the audit log names as acting.
@@ -105,6 +111,8 @@ struct RunState {
     decision: Option<Decision>,
     #[serde(default)]
     candidate: Option<remediator::Candidate>,
+    #[serde(default)]
+    llm: Ranked,
 }
 
 impl Orchestrator {
@@ -196,7 +204,14 @@ impl Orchestrator {
 
         if step == RunStep::Investigated {
             // Diagnose, grounded in the runbooks when there is a knowledge base.
-            let findings = diagnostician::diagnose(&evidence);
+            // On a close call, a model picks among the analyzers' best
+            // (a short constrained answer).
+            let mut findings = diagnostician::diagnose(&evidence);
+            if let Some(gw) = &self.llm
+                && ranker::is_close(&findings)
+            {
+                st.llm = ranker::rank(gw, incident, &evidence, &mut findings).await;
+            }
             let mut explanation = findings.explanation(&evidence);
             let mut citations = Vec::new();
             if let (Some(kb), Some(best)) = (&self.knowledge, findings.best()) {
@@ -308,6 +323,7 @@ impl Orchestrator {
             dropped: st.dropped,
             tool_calls: st.tool_calls,
             exhausted: st.exhausted,
+            llm: st.llm,
             findings,
             evidence,
         })

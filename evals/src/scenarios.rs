@@ -70,6 +70,8 @@ pub struct Options {
     pub scenarios: PathBuf,
     /// "provider/model", or "none" when no model is used.
     pub llm: String,
+    /// The model that settles close calls; none: analyzers and retrieval.
+    pub gateway: Option<Arc<models::gateway::Gateway>>,
     pub limits: Limits,
     /// Write each scenario's evidence, hypotheses and proposal here as
     /// `<id>.json`: why the pipeline answered what it did.
@@ -269,6 +271,7 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
         tools: registry.clone(),
         policy,
         knowledge: None,
+        llm: opts.gateway.clone(),
         limits: opts.limits,
         approval_ttl: chrono::Duration::minutes(60),
         actor: "cerebro-eval".into(),
@@ -318,9 +321,16 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
             ));
         }
     }
-    result.llm_calls = u64::try_from(usage.calls).unwrap_or(0);
-    result.tokens_in = u64::try_from(usage.tokens_in).unwrap_or(0);
-    result.tokens_out = u64::try_from(usage.tokens_out).unwrap_or(0);
+    // Metered by the gateway when it has a store; counted here otherwise.
+    result.llm_calls = u64::try_from(usage.calls)
+        .unwrap_or(0)
+        .max(u64::from(outcome.llm.calls));
+    result.tokens_in = u64::try_from(usage.tokens_in)
+        .unwrap_or(0)
+        .max(outcome.llm.tokens_in);
+    result.tokens_out = u64::try_from(usage.tokens_out)
+        .unwrap_or(0)
+        .max(outcome.llm.tokens_out);
     store.close().await;
     Ok(result)
 }

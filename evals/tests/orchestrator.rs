@@ -127,6 +127,7 @@ fn worker(
         tools: s.tools.clone(),
         policy: Policy::new(PolicyConfig::default()).expect("policy"),
         knowledge: None,
+        llm: None,
         limits: Limits::default(),
         approval_ttl: chrono::Duration::minutes(60),
         actor: "cerebro".into(),

@@ -15,6 +15,7 @@ fn options() -> Options {
     Options {
         scenarios: scenarios(),
         llm: "none".into(),
+        gateway: None,
         limits: Limits::default(),
         trace: None,
     }

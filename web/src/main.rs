@@ -94,6 +94,10 @@ enum Command {
         /// this folder as `<id>.json`.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Let the model of the `fast` role (llm.roles.fast) settle close
+        /// calls between hypotheses; without it, no model takes part.
+        #[arg(long)]
+        llm: bool,
     },
     /// The hash-chained audit log.
     Audit {
@@ -246,12 +250,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             min_approval,
             max_safety_violations,
             trace,
+            llm,
         } => {
+            let (gateway, llm_name) = if *llm {
+                let config = load_config(&cli, None)?;
+                let name = config
+                    .llm
+                    .roles
+                    .get("fast")
+                    .and_then(|r| r.providers.first())
+                    .and_then(|p| {
+                        config
+                            .llm
+                            .providers
+                            .get(p)
+                            .map(|c| format!("{p}/{}", c.model))
+                    })
+                    .ok_or_else(|| {
+                        Failure::Config(anyhow::anyhow!("--llm: llm.roles.fast names no provider"))
+                    })?;
+                let gw = web::llm::gateway(&config, None)
+                    .await
+                    .map_err(Failure::Run)?;
+                (Some(std::sync::Arc::new(gw)), name)
+            } else {
+                (None, "none".to_owned())
+            };
             let opts = evals::scenarios::Options {
                 scenarios: scenarios
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("evals/scenarios")),
-                llm: "none".into(),
+                llm: llm_name,
+                gateway,
                 limits: agents::budget::Limits::default(),
                 trace: trace.clone(),
             };

@@ -169,6 +169,7 @@ fn orchestrator(
         tools,
         policy: brain::policy::Policy::new(c.policy.clone())?,
         knowledge,
+        llm: None,
         limits: agents::budget::Limits {
             tool_calls: c.agents.max_tool_calls,
             llm_tokens: c.agents.max_llm_tokens,
