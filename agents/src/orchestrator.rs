@@ -441,63 +441,32 @@ impl Orchestrator {
                 self.audit("incident.escalate", &record, json!({})).await?;
             }
             Decision::Execute { .. } => {
-                // Claim it first: a second worker finds it claimed.
-                if !store
-                    .transition_proposal(
-                        record.id,
-                        ProposalStatus::Proposed,
-                        ProposalStatus::Executing,
-                    )
-                    .await?
-                {
-                    return Ok(record);
-                }
-                let (tool, args) = tool_call(c);
-                let result = match tool {
-                    Some(tool) => self
-                        .tools
-                        .call(tool, args.clone())
-                        .await
-                        .map_err(|e| e.to_string()),
-                    None => Err(format!("no tool executes {}", c.action.as_str())),
-                };
-                let (to, data) = match &result {
-                    Ok(out) => (
-                        ProposalStatus::Executed,
-                        json!({"tool": tool, "args": args, "result": out.text}),
-                    ),
-                    Err(e) => (
-                        ProposalStatus::Failed,
-                        json!({"tool": tool, "args": args, "error": e}),
-                    ),
-                };
-                store
-                    .transition_proposal(record.id, ProposalStatus::Executing, to)
-                    .await?;
-                record.status = to;
-                self.audit("action.execute", &record, data).await?;
-                let _ = store
-                    .transition_incident(
-                        incident,
-                        IncidentStatus::Remediating,
-                        &self.actor,
-                        &format!("{} on {} {}", c.action.as_str(), c.target, to.as_str()),
-                    )
-                    .await;
+                record = self.run_action(record, ProposalStatus::Proposed).await?;
             }
             Decision::Forbidden { .. } => {}
         }
         Ok(record)
     }
 
-    /// Run an approved proposal's action, once: it is claimed
-    /// (`approved → executing`) before its tool is called, so a second
-    /// caller finds it claimed and runs nothing.
+    /// Run an approved proposal's action, once (see [`Self::run_action`]).
     pub async fn execute_approved(&self, id: ProposalId) -> Result<ActionProposal, AgentError> {
+        let record = self.store.get_proposal(id).await?;
+        self.run_action(record, ProposalStatus::Approved).await
+    }
+
+    /// Run a proposal's action if it is still in `from`: it is claimed
+    /// (`from → executing`) before its tool is called, so a second caller
+    /// (a retried request, another replica) finds it claimed and runs
+    /// nothing. The result is recorded on the proposal, in the audit log
+    /// and on the incident.
+    async fn run_action(
+        &self,
+        mut record: ActionProposal,
+        from: ProposalStatus,
+    ) -> Result<ActionProposal, AgentError> {
         let store = &self.store;
-        let mut record = store.get_proposal(id).await?;
         if !store
-            .transition_proposal(id, ProposalStatus::Approved, ProposalStatus::Executing)
+            .transition_proposal(record.id, from, ProposalStatus::Executing)
             .await?
         {
             return Ok(record);
@@ -528,7 +497,7 @@ impl Orchestrator {
             ),
         };
         store
-            .transition_proposal(id, ProposalStatus::Executing, to)
+            .transition_proposal(record.id, ProposalStatus::Executing, to)
             .await?;
         record.status = to;
         self.audit("action.execute", &record, data).await?;
@@ -538,12 +507,7 @@ impl Orchestrator {
                     incident,
                     IncidentStatus::Remediating,
                     &self.actor,
-                    &format!(
-                        "{} on {} {} after approval",
-                        c.action.as_str(),
-                        c.target,
-                        to.as_str()
-                    ),
+                    &format!("{} on {} {}", c.action.as_str(), c.target, to.as_str()),
                 )
                 .await;
         }
