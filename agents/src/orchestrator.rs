@@ -448,6 +448,35 @@ impl Orchestrator {
         Ok(record)
     }
 
+    /// Expire the approvals nobody answered in time and hand their
+    /// incidents to a human: the action never runs. Returns how many.
+    pub async fn expire_approvals(&self) -> Result<usize, AgentError> {
+        let expired = self.store.expire_approvals().await?;
+        for a in &expired {
+            let p = self.store.get_proposal(a.proposal_id).await?;
+            let message = format!(
+                "nobody decided on {} on {} before {}; it will not run, and a human must decide what to do",
+                p.action.as_str(),
+                p.target,
+                a.expires_at
+            );
+            if let Some(incident) = p.incident_id {
+                self.store
+                    .append_timeline(
+                        incident,
+                        "escalated",
+                        &self.actor,
+                        &message,
+                        json!({"approval": a.id.to_string()}),
+                    )
+                    .await?;
+            }
+            self.audit("approval.expire", &p, json!({"approval": a.id.to_string()}))
+                .await?;
+        }
+        Ok(expired.len())
+    }
+
     /// Run an approved proposal's action, once (see [`Self::run_action`]).
     pub async fn execute_approved(&self, id: ProposalId) -> Result<ActionProposal, AgentError> {
         let record = self.store.get_proposal(id).await?;

@@ -319,3 +319,52 @@ async fn a_held_action_runs_only_after_approval_and_only_once() {
         .count();
     assert_eq!(runs, 1);
 }
+
+#[tokio::test]
+async fn an_approval_nobody_answers_expires_escalates_and_never_runs() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
+    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.approval_ttl = chrono::Duration::milliseconds(1);
+    let p = o
+        .handle(s.incident)
+        .await
+        .expect("handled")
+        .proposal
+        .expect("proposal");
+    assert_eq!(p.status.as_str(), "awaiting_approval");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(o.expire_approvals().await.expect("expire"), 1);
+    assert_eq!(o.expire_approvals().await.expect("again"), 0);
+    let p = s.store.get_proposal(p.id).await.expect("proposal");
+    assert_eq!(p.status.as_str(), "expired");
+    let approval = s
+        .store
+        .approval_for_proposal(p.id)
+        .await
+        .expect("q")
+        .expect("approval");
+    assert!(
+        s.store
+            .decide_approval(approval.id, true, "alice", None)
+            .await
+            .is_err(),
+        "an expired approval cannot be approved"
+    );
+    assert_eq!(
+        o.execute_approved(p.id)
+            .await
+            .expect("execute")
+            .status
+            .as_str(),
+        "expired"
+    );
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.kind == "escalated" && e.message.contains("nobody decided")),
+        "{timeline:#?}"
+    );
+}

@@ -201,6 +201,11 @@ async fn work_incidents(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        match o.expire_approvals().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "approvals expired unanswered; escalated"),
+            Err(e) => tracing::warn!(error = %e, "expiring approvals failed"),
+        }
         if let Err(e) = o.store.enqueue_open_incidents().await {
             tracing::warn!(error = %e, "queueing new incidents failed");
             continue;
