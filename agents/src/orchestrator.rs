@@ -79,6 +79,9 @@ pub struct Orchestrator {
     pub worker: String,
     /// How long a claim holds before another worker may take the run.
     pub lease: chrono::Duration,
+    /// How long to watch an executed action's target recover before
+    /// escalating; zero checks once.
+    pub verify_window: std::time::Duration,
     /// Tests only: stop with [`AgentError::Crashed`] right after this step
     /// is recorded, as a worker killed there would.
     pub crash_after: Option<RunStep>,
@@ -442,10 +445,167 @@ impl Orchestrator {
             }
             Decision::Execute { .. } => {
                 record = self.run_action(record, ProposalStatus::Proposed).await?;
+                if record.status == ProposalStatus::Executed {
+                    self.verify(&record).await?;
+                }
             }
             Decision::Forbidden { .. } => {}
         }
         Ok(record)
+    }
+
+    /// Watch an executed action's target for up to `verify_window`: a
+    /// workload whose pods are all ready and none waiting, a node that is
+    /// cordoned, an instance whose checks pass, a database that is
+    /// available. Recovered: the timeline says so; not: the incident is
+    /// escalated with what was seen.
+    pub async fn verify(&self, p: &ActionProposal) -> Result<bool, AgentError> {
+        let deadline = std::time::Instant::now() + self.verify_window;
+        let mut seen;
+        loop {
+            seen = self.target_health(p).await;
+            if seen.0 || std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(10).min(self.verify_window)).await;
+        }
+        let (ok, what) = seen;
+        if let Some(incident) = p.incident_id {
+            let (kind, message) = if ok {
+                (
+                    "verified",
+                    format!("after {} on {}: {what}", p.action.as_str(), p.target),
+                )
+            } else {
+                (
+                    "escalated",
+                    format!(
+                        "{} on {} ran but the target has not recovered: {what}; a human must look",
+                        p.action.as_str(),
+                        p.target
+                    ),
+                )
+            };
+            self.store
+                .append_timeline(
+                    incident,
+                    kind,
+                    &self.actor,
+                    &message,
+                    json!({"proposal": p.id.to_string()}),
+                )
+                .await?;
+        }
+        self.audit(
+            if ok {
+                "action.verified"
+            } else {
+                "action.unverified"
+            },
+            p,
+            json!({"seen": what}),
+        )
+        .await?;
+        Ok(ok)
+    }
+
+    /// Whether the action's target looks healthy now, and what was seen.
+    async fn target_health(&self, p: &ActionProposal) -> (bool, String) {
+        let call = |tool: &'static str, args: Value| async move {
+            self.tools
+                .call(tool, args)
+                .await
+                .map(|o| o.data)
+                .map_err(|e| e.to_string())
+        };
+        match &p.target {
+            Component::Kubernetes {
+                kind,
+                namespace: Some(ns),
+                name,
+            } if kind == "deployment" || kind == "statefulset" => {
+                match call("list_pods", json!({"namespace": ns})).await {
+                    Ok(d) => {
+                        let pods: Vec<&Value> = d["pods"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|r| {
+                                r["name"]
+                                    .as_str()
+                                    .and_then(|n| n.strip_prefix(name.as_str()))
+                                    .is_some_and(|rest| rest.starts_with('-'))
+                            })
+                            .collect();
+                        let sick: Vec<String> = pods
+                            .iter()
+                            .filter(|r| r["healthy"] != true)
+                            .map(|r| {
+                                format!(
+                                    "{} {}",
+                                    r["name"].as_str().unwrap_or("?"),
+                                    r["status"].as_str().unwrap_or("?")
+                                )
+                            })
+                            .collect();
+                        if pods.is_empty() {
+                            (false, "no pods of it are running".into())
+                        } else if sick.is_empty() {
+                            (true, format!("all {} pods healthy", pods.len()))
+                        } else {
+                            (false, format!("unhealthy: {}", sick.join(", ")))
+                        }
+                    }
+                    Err(e) => (false, format!("could not list its pods: {e}")),
+                }
+            }
+            Component::Kubernetes { kind, name, .. } if kind == "node" => {
+                match call("describe_node", json!({"name": name})).await {
+                    Ok(d) => {
+                        let cordoned = d["node"]["cordoned"] == true;
+                        (cordoned, format!("node cordoned={cordoned}"))
+                    }
+                    Err(e) => (false, format!("could not read the node: {e}")),
+                }
+            }
+            Component::Aws { service, id } if service == "ec2" => {
+                match call("get_ec2_status_checks", json!({"instance_ids": [id]})).await {
+                    Ok(d) => {
+                        let st = crate::investigator::array_in(&d);
+                        let ok = st.iter().all(|s| {
+                            s["SystemStatus"]["Status"] != "impaired"
+                                && s["InstanceStatus"]["Status"] != "impaired"
+                        });
+                        (
+                            ok,
+                            format!(
+                                "status checks {}",
+                                if ok { "pass" } else { "still impaired" }
+                            ),
+                        )
+                    }
+                    Err(e) => (false, format!("could not read its status: {e}")),
+                }
+            }
+            Component::Aws { service, id } if service == "rds" => {
+                match call(
+                    "describe_rds_instance",
+                    json!({"db_instance_identifier": id}),
+                )
+                .await
+                {
+                    Ok(d) => {
+                        let status = d["instance"]["DBInstanceStatus"]
+                            .as_str()
+                            .unwrap_or("unknown")
+                            .to_owned();
+                        (status == "available", format!("status {status}"))
+                    }
+                    Err(e) => (false, format!("could not read it: {e}")),
+                }
+            }
+            other => (false, format!("no health check for {other}")),
+        }
     }
 
     /// Expire the approvals nobody answered in time and hand their

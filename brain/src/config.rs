@@ -59,17 +59,21 @@ pub struct AgentsConfig {
     pub max_tool_calls: u32,
     pub max_llm_tokens: u64,
     pub max_wall_secs: u64,
+    /// How long to watch an executed action's target recover before
+    /// escalating (0: look once).
+    pub verify_secs: u64,
 }
 
 impl Default for AgentsConfig {
     fn default() -> Self {
         AgentsConfig {
             enabled: true,
-            lease_secs: 600,
+            lease_secs: 900,
             poll_secs: 2,
             max_tool_calls: 80,
             max_llm_tokens: 20_000,
             max_wall_secs: 300,
+            verify_secs: 300,
         }
     }
 }
@@ -808,10 +812,10 @@ impl Config {
                 });
             }
         }
-        if a.lease_secs <= a.max_wall_secs {
+        if a.lease_secs <= a.max_wall_secs.saturating_add(a.verify_secs) {
             return Err(ConfigError::Invalid {
                 key: "agents.lease_secs".into(),
-                message: "must be longer than agents.max_wall_secs, or a slow incident is taken over while it is still worked".into(),
+                message: "must be longer than agents.max_wall_secs + agents.verify_secs, or a slow incident is taken over while it is still worked".into(),
             });
         }
         Ok(())

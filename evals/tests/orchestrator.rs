@@ -134,6 +134,7 @@ fn worker(
         worker: name.into(),
         lease,
         crash_after,
+        verify_window: std::time::Duration::ZERO,
     }
 }
 
@@ -213,6 +214,13 @@ async fn an_incident_resumes_after_a_worker_dies_after_any_step_and_acts_once() 
             "{step:?}: evidence stored once"
         );
         assert!(s.store.verify_audit().await.expect("verify").is_intact());
+        // Redis's pods are up after the restart: verified, not escalated.
+        let timeline = s.store.timeline(s.incident).await.expect("timeline");
+        assert_eq!(
+            timeline.iter().filter(|e| e.kind == "verified").count(),
+            1,
+            "{step:?}: {timeline:#?}"
+        );
     }
 }
 
@@ -367,4 +375,30 @@ async fn an_approval_nobody_answers_expires_escalates_and_never_runs() {
             .any(|e| e.kind == "escalated" && e.message.contains("nobody decided")),
         "{timeline:#?}"
     );
+}
+
+#[tokio::test]
+async fn an_action_whose_target_does_not_recover_is_escalated() {
+    // Redis keeps crashing after the restart (the replay does not heal it).
+    let sick = SCENARIO.replace(
+        "status: {phase: Running, containerStatuses: [{name: redis, ready: true, restartCount: 0, state: {running: {startedAt: -3d}}}]}",
+        "status: {phase: Running, containerStatuses: [{name: redis, ready: false, restartCount: 6, state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {reason: Error, exitCode: 1, startedAt: -3h, finishedAt: -2m}}}]}",
+    );
+    assert_ne!(sick, SCENARIO, "the replacement applied");
+    let s = setup_from(&sick).await;
+    let o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    let outcome = o.handle(s.incident).await.expect("handled");
+    let p = outcome.proposal.expect("proposal");
+    assert_eq!(p.status.as_str(), "executed", "{p:#?}");
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    let escalation = timeline
+        .iter()
+        .find(|e| e.kind == "escalated")
+        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(
+        escalation.message.contains("has not recovered"),
+        "{escalation:#?}"
+    );
+    assert!(escalation.message.contains("redis-0"), "{escalation:#?}");
+    assert!(timeline.iter().all(|e| e.kind != "verified"));
 }

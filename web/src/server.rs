@@ -180,6 +180,7 @@ fn orchestrator(
         worker: format!("{}:{}", hostname(), std::process::id()),
         lease: secs(c.agents.lease_secs),
         crash_after: None,
+        verify_window: Duration::from_secs(c.agents.verify_secs),
     })
 }
 

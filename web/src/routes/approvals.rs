@@ -136,6 +136,16 @@ async fn decide(
             .execute_approved(proposal.id)
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("running the approved action: {e}")))?;
+        // Watching the target recover takes minutes: not in this request.
+        if proposal.status == brain::domain::ProposalStatus::Executed {
+            let agents = state.agents.clone();
+            let ran = proposal.clone();
+            tokio::spawn(async move {
+                if let Err(e) = agents.verify(&ran).await {
+                    tracing::warn!(error = %e, proposal = %ran.id, "verifying an approved action failed");
+                }
+            });
+        }
     }
     Ok(Json(Decided { approval, proposal }))
 }
