@@ -82,6 +82,8 @@ pub struct Orchestrator {
     /// How long to watch an executed action's target recover before
     /// escalating; zero checks once.
     pub verify_window: std::time::Duration,
+    /// High-risk actions on protected targets need two different approvers.
+    pub four_eyes: bool,
     /// Tests only: stop with [`AgentError::Crashed`] right after this step
     /// is recorded, as a worker killed there would.
     pub crash_after: Option<RunStep>,
@@ -116,6 +118,9 @@ struct RunState {
     candidate: Option<remediator::Candidate>,
     #[serde(default)]
     llm: Ranked,
+    /// Different approvers the proposal needs.
+    #[serde(default)]
+    approvals_needed: i64,
 }
 
 impl Orchestrator {
@@ -281,6 +286,21 @@ impl Orchestrator {
                 st.dropped = dropped;
                 if let Some(first) = proposals.into_iter().next() {
                     st.proposal = Some(ProposalId::new());
+                    // Four eyes: a high-risk action on a protected target
+                    // needs two different approvers when configured.
+                    st.approvals_needed = if self.four_eyes
+                        && first.protected
+                        && matches!(
+                            first.decision,
+                            Decision::NeedsApproval {
+                                risk: Risk::High,
+                                ..
+                            }
+                        ) {
+                        2
+                    } else {
+                        1
+                    };
                     st.decision = Some(first.decision);
                     st.candidate = Some(first.candidate);
                 }
@@ -289,8 +309,15 @@ impl Orchestrator {
             }
             match (st.proposal, &st.candidate, &st.decision) {
                 (Some(id), Some(candidate), Some(decision)) => {
-                    self.propose(incident, st.diagnosis, id, candidate, decision)
-                        .await?;
+                    self.propose(
+                        incident,
+                        st.diagnosis,
+                        id,
+                        candidate,
+                        decision,
+                        st.approvals_needed,
+                    )
+                    .await?;
                 }
                 _ => {
                     store
@@ -342,10 +369,11 @@ impl Orchestrator {
         id: ProposalId,
         c: &remediator::Candidate,
         decision: &Decision,
+        needed: i64,
     ) -> Result<ActionProposal, AgentError> {
         let store = &self.store;
         if let Ok(existing) = store.get_proposal(id).await {
-            return self.act(incident, existing, c, decision).await;
+            return self.act(incident, existing, c, decision, needed).await;
         }
         let risk = match decision {
             Decision::Execute { risk } | Decision::NeedsApproval { risk, .. } => *risk,
@@ -368,7 +396,7 @@ impl Orchestrator {
         store.add_proposal(&record).await?;
         self.audit("proposal.create", &record, json!({"decision": decision}))
             .await?;
-        self.act(incident, record, c, decision).await
+        self.act(incident, record, c, decision, needed).await
     }
 
     /// Carry out the decision on a recorded proposal, from whatever status
@@ -379,6 +407,7 @@ impl Orchestrator {
         mut record: ActionProposal,
         c: &remediator::Candidate,
         decision: &Decision,
+        needed: i64,
     ) -> Result<ActionProposal, AgentError> {
         let store = &self.store;
         if record.status == ProposalStatus::Executing {
@@ -404,12 +433,14 @@ impl Orchestrator {
         }
         match decision {
             Decision::NeedsApproval { reason, .. } => {
-                let approval = store.request_approval(record.id, self.approval_ttl).await?;
+                let approval = store
+                    .request_approvals(record.id, self.approval_ttl, needed)
+                    .await?;
                 record.status = ProposalStatus::AwaitingApproval;
                 self.audit(
                     "approval.request",
                     &record,
-                    json!({"approval": approval.id, "reason": reason}),
+                    json!({"approval": approval.id, "reason": reason, "approvals_needed": needed}),
                 )
                 .await?;
                 let _ = store

@@ -29,6 +29,8 @@ pub struct Candidate {
 pub struct Proposal {
     pub candidate: Candidate,
     pub decision: Decision,
+    /// Whether the target is protected (prod namespaces, labels, tags).
+    pub protected: bool,
 }
 
 /// Candidates for the winning hypothesis, best first. Always ends with an
@@ -671,9 +673,11 @@ pub async fn classify(
             ));
             continue;
         }
+        let protected = policy.is_protected(&c.target, &facts);
         out.push(Proposal {
             candidate: c,
             decision,
+            protected,
         });
     }
     (out, dropped)

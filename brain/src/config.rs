@@ -34,6 +34,9 @@ pub struct ApprovalsConfig {
     /// Each approver's name and bearer token. With none, nobody can
     /// approve over HTTP and held actions wait until they expire.
     pub approvers: Vec<Approver>,
+    /// A high-risk action on a protected target needs two different
+    /// approvers.
+    pub four_eyes: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -783,3 +783,65 @@ on_both!(
         );
     }
 );
+
+on_both!(
+    four_eyes_needs_two_different_approvers_and_one_rejection_ends_it,
+    |db| {
+        let s = &db.store;
+        let p = proposal(s).await;
+        let a = s
+            .request_approvals(p.id, chrono::Duration::minutes(30), 2)
+            .await
+            .expect("request");
+        assert_eq!(a.approvals_needed, 2);
+        let first = s
+            .decide_approval(a.id, true, "alice", Some("looks right"))
+            .await
+            .expect("first");
+        assert_eq!(first.status, ApprovalStatus::Pending);
+        assert_eq!(first.first_approver.as_deref(), Some("alice"));
+        assert_eq!(
+            s.get_proposal(p.id).await.expect("p").status,
+            ProposalStatus::AwaitingApproval,
+            "one approval of two does not release the action"
+        );
+        let again = s.decide_approval(a.id, true, "alice", None).await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict { .. })),
+            "{again:?}"
+        );
+        let second = s
+            .decide_approval(a.id, true, "bob", Some("agreed"))
+            .await
+            .expect("second");
+        assert_eq!(second.status, ApprovalStatus::Approved);
+        assert_eq!(
+            (
+                second.decided_by.as_deref(),
+                second.first_approver.as_deref()
+            ),
+            (Some("bob"), Some("alice"))
+        );
+        assert_eq!(
+            s.get_proposal(p.id).await.expect("p").status,
+            ProposalStatus::Approved
+        );
+
+        // A rejection needs only one person.
+        let inc = s
+            .create_incident(new_incident("4eyes-2"))
+            .await
+            .expect("create");
+        let mut p2 = proposal(s).await;
+        p2.incident_id = Some(inc.id);
+        let b = s
+            .request_approvals(p2.id, chrono::Duration::minutes(30), 2)
+            .await
+            .expect("request");
+        let r = s
+            .decide_approval(b.id, false, "carol", Some("wrong target"))
+            .await
+            .expect("reject");
+        assert_eq!(r.status, ApprovalStatus::Rejected);
+    }
+);

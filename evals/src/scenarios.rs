@@ -279,6 +279,7 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
         lease: chrono::Duration::minutes(5),
         crash_after: None,
         verify_window: std::time::Duration::ZERO,
+        four_eyes: false,
     };
     let outcome = orchestrator.handle(incident).await?;
     if let Some(dir) = &opts.trace {

@@ -135,6 +135,7 @@ fn worker(
         lease,
         crash_after,
         verify_window: std::time::Duration::ZERO,
+        four_eyes: false,
     }
 }
 
@@ -401,4 +402,51 @@ async fn an_action_whose_target_does_not_recover_is_escalated() {
     );
     assert!(escalation.message.contains("redis-0"), "{escalation:#?}");
     assert!(timeline.iter().all(|e| e.kind != "verified"));
+}
+
+#[tokio::test]
+async fn four_eyes_asks_two_approvers_for_a_high_risk_action_in_prod() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
+    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.four_eyes = true;
+    let p = o
+        .handle(s.incident)
+        .await
+        .expect("handled")
+        .proposal
+        .expect("proposal");
+    let a = s
+        .store
+        .approval_for_proposal(p.id)
+        .await
+        .expect("q")
+        .expect("approval");
+    assert_eq!(a.approvals_needed, 2);
+    s.store
+        .decide_approval(a.id, true, "alice", None)
+        .await
+        .expect("first");
+    // One approval of two: executing does nothing.
+    assert_eq!(
+        o.execute_approved(p.id)
+            .await
+            .expect("execute")
+            .status
+            .as_str(),
+        "awaiting_approval"
+    );
+    s.store
+        .decide_approval(a.id, true, "bob", None)
+        .await
+        .expect("second");
+    assert_eq!(
+        o.execute_approved(p.id)
+            .await
+            .expect("execute")
+            .status
+            .as_str(),
+        "executed"
+    );
 }

@@ -181,6 +181,7 @@ fn orchestrator(
         lease: secs(c.agents.lease_secs),
         crash_after: None,
         verify_window: Duration::from_secs(c.agents.verify_secs),
+        four_eyes: c.approvals.four_eyes,
     })
 }
 

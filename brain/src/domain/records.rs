@@ -104,6 +104,16 @@ pub struct Approval {
     pub decided_at: Option<DateTime<Utc>>,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
+    /// Different people who must approve (2: four eyes).
+    #[serde(default = "one")]
+    pub approvals_needed: i64,
+    /// Under four eyes, who approved first while the second is awaited.
+    #[serde(default)]
+    pub first_approver: Option<String>,
+}
+
+fn one() -> i64 {
+    1
 }
 
 /// One entry of the append-only, hash-chained audit log.

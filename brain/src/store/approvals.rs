@@ -18,6 +18,8 @@ struct ApprovalRow {
     decided_at: Option<DateTime<Utc>>,
     decided_by: Option<String>,
     reason: Option<String>,
+    approvals_needed: i64,
+    first_approver: Option<String>,
 }
 
 impl TryFrom<ApprovalRow> for Approval {
@@ -34,13 +36,15 @@ impl TryFrom<ApprovalRow> for Approval {
             decided_at: r.decided_at,
             decided_by: r.decided_by,
             reason: r.reason,
+            approvals_needed: r.approvals_needed,
+            first_approver: r.first_approver,
         })
     }
 }
 
 macro_rules! approval_columns {
     () => {
-        "id, proposal_id, status, requested_at, expires_at, decided_at, decided_by, reason"
+        "id, proposal_id, status, requested_at, expires_at, decided_at, decided_by, reason, approvals_needed, first_approver"
     };
 }
 
@@ -51,6 +55,18 @@ impl Store {
         proposal_id: ProposalId,
         ttl: Duration,
     ) -> Result<Approval, StoreError> {
+        self.request_approvals(proposal_id, ttl, 1).await
+    }
+
+    /// Hold a proposal until `needed` different people approve it (2: four
+    /// eyes), expiring after `ttl`.
+    pub async fn request_approvals(
+        &self,
+        proposal_id: ProposalId,
+        ttl: Duration,
+        needed: i64,
+    ) -> Result<Approval, StoreError> {
+        let needed = needed.clamp(1, 2);
         let id = ApprovalId::new();
         let at = now();
         let expires_at = at + ttl;
@@ -71,14 +87,15 @@ impl Store {
                 });
             }
             sqlx::query(
-                "INSERT INTO approvals (id, proposal_id, status, requested_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO approvals (id, proposal_id, status, requested_at, expires_at, approvals_needed)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(id.0)
             .bind(proposal_id.0)
             .bind(ApprovalStatus::Pending.as_str())
             .bind(at)
             .bind(expires_at)
+            .bind(needed)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -92,6 +109,8 @@ impl Store {
             decided_at: None,
             decided_by: None,
             reason: None,
+            approvals_needed: needed,
+            first_approver: None,
         })
     }
 
@@ -136,6 +155,45 @@ impl Store {
         } else {
             (ApprovalStatus::Rejected, ProposalStatus::Rejected)
         };
+        if approve {
+            let current = self.get_approval(id).await?;
+            if current.approvals_needed >= 2 && current.status == ApprovalStatus::Pending {
+                match current.first_approver.as_deref() {
+                    Some(first) if first == decided_by => {
+                        return Err(StoreError::Conflict {
+                            what: format!(
+                                "approval {id} needs a second approver other than {decided_by}"
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        // The first of two: recorded, still pending.
+                        let sql = concat!(
+                            "UPDATE approvals SET first_approver = $1
+                             WHERE id = $2 AND status = 'pending' AND first_approver IS NULL AND expires_at > $3
+                             RETURNING ",
+                            approval_columns!()
+                        );
+                        let row: Option<ApprovalRow> = with_db!(self, write, |p| {
+                            sqlx::query_as(sql)
+                                .bind(decided_by)
+                                .bind(id.0)
+                                .bind(at)
+                                .fetch_optional(p)
+                                .await?
+                        });
+                        return match row {
+                            Some(r) => r.try_into(),
+                            // Raced with another first approver, or expired.
+                            None => Err(StoreError::Conflict {
+                                what: format!("approval {id} changed meanwhile; read it again"),
+                            }),
+                        };
+                    }
+                }
+            }
+        }
         with_db!(self, write, |p| {
             let mut tx = p.begin_write().await?;
             let sql = concat!(
