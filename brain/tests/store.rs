@@ -828,12 +828,7 @@ on_both!(
         );
 
         // A rejection needs only one person.
-        let inc = s
-            .create_incident(new_incident("4eyes-2"))
-            .await
-            .expect("create");
-        let mut p2 = proposal(s).await;
-        p2.incident_id = Some(inc.id);
+        let p2 = proposal(s).await;
         let b = s
             .request_approvals(p2.id, chrono::Duration::minutes(30), 2)
             .await
