@@ -347,6 +347,22 @@ impl Context<'_> {
     }
 }
 
+/// Words of a database's own error messages.
+const DB_ERROR_WORDS: &[&str] = &[
+    "error 1114",
+    "error 28",
+    "storage engine",
+    "is full",
+    "sqlstate",
+    "mysql",
+    "postgres",
+    "could not extend file",
+    "could not write to file",
+    "pq:",
+    "ora-",
+    "mongo",
+];
+
 const CONFIG_WORDS: &[&str] = &[
     "missing required",
     "is required",
@@ -662,6 +678,10 @@ const LOG_RULES: &[LogRule] = &[
             "enospc",
             "disk quota exceeded",
             "not enough space",
+            "error 1114",
+            "got error 28",
+            "storage-full",
+            "storage full",
         ],
         weight: 2.5,
         blame_host: false,
@@ -804,7 +824,11 @@ fn hosts(line: &str) -> Vec<String> {
             _ => (host, false),
         };
         let host = host.trim_end_matches(['.', ':']);
-        if host.len() < 3 || host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        if host.len() < 3
+            || host.chars().all(|c| c.is_ascii_digit() || c == '.')
+            || host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().ends_with(".localhost")
+        {
             continue;
         }
         if !host
@@ -920,6 +944,14 @@ fn logs(ctx: &Context, b: &mut Ballot) {
                     // dependency it cannot reach.
                     targets.retain(|t| Some(t) != owner.as_ref());
                     targets.truncate(1);
+                }
+                // A database that reports its storage full is the one at
+                // fault, not the service that got the error.
+                if rule.category == RootCause::DiskPressure
+                    && DB_ERROR_WORDS.iter().any(|w| line.contains(w))
+                    && let Some(db) = ctx.database_for(&ns)
+                {
+                    targets = vec![db];
                 }
                 // Names do not resolve: the resolver path is at fault, not
                 // the names looked up.
@@ -1124,6 +1156,25 @@ fn rollouts(ctx: &Context, b: &mut Ballot) {
     }
 }
 
+/// How far past its target an autoscaler's first metric is: 1.0 at or
+/// below 1.5 times the target, up to 1.3 beyond twice it.
+fn hpa_pressure(h: &Value) -> f64 {
+    let percent = |v: &Value| -> Option<f64> {
+        v.as_array()?
+            .first()?
+            .as_str()?
+            .split_whitespace()
+            .last()?
+            .trim_end_matches('%')
+            .parse()
+            .ok()
+    };
+    match (percent(&h["metrics"]), percent(&h["targets"])) {
+        (Some(now), Some(goal)) if goal > 0.0 => (1.0 + (now / goal - 1.5).max(0.0) * 0.6).min(1.3),
+        _ => 1.0,
+    }
+}
+
 /// Autoscalers pinned at their ceiling.
 fn autoscalers(ctx: &Context, b: &mut Ballot) {
     for (i, o) in ctx.all("list_hpas") {
@@ -1139,7 +1190,7 @@ fn autoscalers(ctx: &Context, b: &mut Ballot) {
                 RootCause::CapacitySaturation,
                 &component,
                 i,
-                2.5,
+                2.5 * hpa_pressure(h),
                 format!(
                     "autoscaler {ns}/{} is at its maximum of {} replicas ({} against target {})",
                     h["name"].as_str().unwrap_or_default(),
@@ -1192,7 +1243,17 @@ fn series<'a>(ctx: &'a Context) -> Vec<SeriesSummary<'a>> {
 
 /// The component a series is about, from its labels.
 fn series_component(ctx: &Context, s: &SeriesSummary) -> Option<String> {
-    let ns = s.label("namespace")?;
+    // A series without a namespace (a Kafka exporter's lag by consumer
+    // group, say) is about the workload one of its labels names.
+    let Some(ns) = s.label("namespace") else {
+        return s.labels.values().filter_map(Value::as_str).find_map(|v| {
+            let mut named = ctx.workloads.iter().filter(|w| w.name == v);
+            match (named.next(), named.next()) {
+                (Some(w), None) => Some(w.component()),
+                _ => None,
+            }
+        });
+    };
     // A full volume is the claim's fault, whoever writes to it.
     if let Some(pvc) = s.label("persistentvolumeclaim") {
         return Some(format!("persistentvolumeclaim/{ns}/{pvc}"));
@@ -1200,7 +1261,16 @@ fn series_component(ctx: &Context, s: &SeriesSummary) -> Option<String> {
     if let Some(pod) = s.label("pod") {
         return Some(ctx.owner(ns, pod));
     }
-    for k in ["deployment", "statefulset", "service", "app", "job"] {
+    for k in [
+        "deployment",
+        "statefulset",
+        "service",
+        "app",
+        "job",
+        "consumergroup",
+        "group",
+        "consumer_group",
+    ] {
         if let Some(name) = s.label(k)
             && let Some(w) = ctx
                 .workloads
@@ -1210,13 +1280,34 @@ fn series_component(ctx: &Context, s: &SeriesSummary) -> Option<String> {
             return Some(w.component());
         }
     }
-    None
+    // A namespace-wide recording rule: the one workload the alert names
+    // there, if there is just one.
+    let mut focus = ctx.ev.focus.iter().filter(|w| w.namespace == ns);
+    match (focus.next(), focus.next()) {
+        (Some(w), None) => Some(w.component()),
+        _ => None,
+    }
+}
+
+/// How much a share of throttled CPU periods says: a quarter (the usual
+/// alert threshold) is a hint, a half or more is the cause.
+fn throttling_weight(ratio: f64) -> f64 {
+    3.0 * ((ratio - 0.2) / 0.4).clamp(0.25, 1.0)
 }
 
 fn metrics(ctx: &Context, b: &mut Ballot) {
     let all = series(ctx);
     // CPU throttling: a ratio series, or throttled/total period counters.
-    let mut periods: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    // Keyed by (component, pod, container): a sidecar's counters must not
+    // mix with the main container's.
+    let mut periods: BTreeMap<(String, String, String), (f64, f64)> = BTreeMap::new();
+    let key = |c: &str, s: &SeriesSummary| {
+        (
+            c.to_owned(),
+            s.label("pod").unwrap_or_default().to_owned(),
+            s.label("container").unwrap_or_default().to_owned(),
+        )
+    };
     for s in &all {
         let name = s.name();
         if name.contains("throttl") {
@@ -1225,15 +1316,20 @@ fn metrics(ctx: &Context, b: &mut Ballot) {
             };
             if name.ends_with("_total") {
                 let delta = s.num("last") - s.num("first");
-                periods.entry(c).or_insert((f64::NAN, f64::NAN)).0 = delta;
+                periods.entry(key(&c, s)).or_insert((f64::NAN, f64::NAN)).0 = delta;
             } else if s.num("max") >= 0.25 && s.num("max") <= 1.0
                 || s.num("max") >= 25.0 && s.num("max") <= 100.0 && name.contains("percent")
             {
+                let ratio = if s.num("max") > 1.0 {
+                    s.num("max") / 100.0
+                } else {
+                    s.num("max")
+                };
                 b.vote(
                     RootCause::CpuThrottling,
                     &c,
                     s.at,
-                    3.0,
+                    throttling_weight(ratio),
                     format!(
                         "{name} reached {:.2} (mean {:.2})",
                         s.num("max"),
@@ -1245,19 +1341,20 @@ fn metrics(ctx: &Context, b: &mut Ballot) {
             && name.ends_with("_total")
             && let Some(c) = series_component(ctx, s)
         {
-            periods.entry(c).or_insert((f64::NAN, f64::NAN)).1 = s.num("last") - s.num("first");
+            periods.entry(key(&c, s)).or_insert((f64::NAN, f64::NAN)).1 =
+                s.num("last") - s.num("first");
         }
     }
     let first = all.first().map_or(0, |s| s.at);
-    for (c, (throttled, total)) in periods {
+    for ((c, pod, container), (throttled, total)) in periods {
         if total > 0.0 && throttled / total >= 0.25 {
             b.vote(
                 RootCause::CpuThrottling,
                 &c,
                 first,
-                3.0,
+                throttling_weight(throttled / total),
                 format!(
-                    "{:.0}% of CPU periods throttled over the last hour",
+                    "{:.0}% of CPU periods of {pod}/{container} throttled over the last hour",
                     100.0 * throttled / total
                 ),
             );
@@ -1297,7 +1394,7 @@ fn metrics(ctx: &Context, b: &mut Ballot) {
             }
         }
         // Consumer lag growing: work arrives faster than it is done.
-        if name.contains("lag")
+        if (name.contains("lag") || name.contains("record_age") || name.contains("backlog"))
             && s.summary["trend"] == "rising"
             && s.num("last") > 2.0 * s.num("first").max(1.0)
         {
@@ -1420,6 +1517,19 @@ fn aws(ctx: &Context, b: &mut Ballot) {
                     format!("EC2 {id} status checks: system {sys}, instance {inst}"),
                 );
             }
+        }
+    }
+    for (i, o) in ctx.all("describe_rds_instance") {
+        let db = &o.data["instance"];
+        let id = db["DBInstanceIdentifier"].as_str().unwrap_or_default();
+        if db["DBInstanceStatus"] == "storage-full" {
+            b.vote(
+                RootCause::DiskPressure,
+                &format!("aws/rds/{id}"),
+                i,
+                3.0,
+                format!("RDS {id} is in status storage-full"),
+            );
         }
     }
     for (i, o) in ctx.all("list_rds_events") {

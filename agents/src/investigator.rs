@@ -509,6 +509,13 @@ pub async fn investigate(tools: &Registry, alerts: &[Alert], budget: &mut Budget
             json!({"query": format!("{{service=\"{svc}\"}}"), "start": "-1h"}),
         )
         .await;
+        // Consumer lag is exported by consumer group, outside the
+        // consumer's namespace.
+        c.call(
+            "summarize_metric",
+            json!({"query": format!("{{consumergroup=\"{svc}\"}}"), "start": "-1h"}),
+        )
+        .await;
     }
 
     // AWS: what is in alarm, the databases and instances, their events.

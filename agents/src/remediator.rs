@@ -142,7 +142,9 @@ pub fn candidates(findings: &Findings, ev: &Evidence) -> Vec<Candidate> {
                 );
             }
         }
-        (RootCause::DependencyFailure, Some(_)) => {
+        // A restart helps pods that run but hang; pods that cannot be
+        // scheduled or pulled need a human.
+        (RootCause::DependencyFailure, Some((_, ns, name))) if !pods_stuck(ev, ns, name) => {
             push(
                 Action::RolloutRestart,
                 &target,
@@ -235,6 +237,74 @@ pub fn candidates(findings: &Findings, ev: &Evidence) -> Vec<Candidate> {
         ),
     );
     out
+}
+
+/// The workload's container with the largest share of throttled CPU
+/// periods (from the period counters), or the highest throttling ratio
+/// series.
+fn most_throttled(ev: &Evidence, ns: &str, name: &str) -> Option<String> {
+    let rows: Vec<Value> = ev
+        .of("summarize_metric")
+        .flat_map(|o| o.data.as_array().cloned().unwrap_or_default())
+        .filter(|row| {
+            let m = &row["metric"];
+            m["namespace"] == ns
+                && m["container"].is_string()
+                && m["pod"]
+                    .as_str()
+                    .is_none_or(|p| p.starts_with(&format!("{name}-")))
+        })
+        .collect();
+    let delta = |row: &Value| {
+        row["summary"]["last"].as_f64().unwrap_or(0.0)
+            - row["summary"]["first"].as_f64().unwrap_or(0.0)
+    };
+    // (throttled, total) per container, over its pods.
+    let mut per: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut ratio_series: Option<(String, f64)> = None;
+    for row in &rows {
+        let metric = row["metric"]["__name__"].as_str().unwrap_or_default();
+        let container = row["metric"]["container"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if metric.contains("throttled_periods") && metric.ends_with("_total") {
+            per.entry(container).or_default().0 += delta(row);
+        } else if metric.contains("cfs_periods") && metric.ends_with("_total") {
+            per.entry(container).or_default().1 += delta(row);
+        } else if metric.contains("throttl") {
+            let max = row["summary"]["max"].as_f64().unwrap_or(0.0);
+            if ratio_series.as_ref().is_none_or(|(_, m)| max > *m) {
+                ratio_series = Some((container, max));
+            }
+        }
+    }
+    per.into_iter()
+        .filter(|(_, (_, total))| *total > 0.0)
+        .max_by(|a, b| (a.1.0 / a.1.1).total_cmp(&(b.1.0 / b.1.1)))
+        .map(|(c, _)| c)
+        .or(ratio_series.map(|(c, _)| c))
+}
+
+/// Whether any pod of the workload is Pending or cannot start its image.
+fn pods_stuck(ev: &Evidence, ns: &str, name: &str) -> bool {
+    ev.of("list_pods").any(|o| {
+        o.data["pods"].as_array().into_iter().flatten().any(|p| {
+            p["namespace"] == ns
+                && p["name"]
+                    .as_str()
+                    .and_then(|n| n.strip_prefix(name))
+                    .is_some_and(|r| r.starts_with('-'))
+                && (p["phase"] == "Pending"
+                    || [
+                        "ImagePullBackOff",
+                        "ErrImagePull",
+                        "Pending",
+                        "ContainerCreating",
+                    ]
+                    .contains(&p["status"].as_str().unwrap_or_default()))
+        })
+    })
 }
 
 /// The latest revision before the newest one of a workload.
@@ -365,26 +435,7 @@ fn memory_peak(ev: &Evidence, ns: &str, name: &str) -> f64 {
 
 /// The throttled container and twice its CPU limit.
 fn cpu_limit(ev: &Evidence, ns: &str, name: &str) -> Option<(String, String)> {
-    let throttled: Option<String> = ev
-        .of("summarize_metric")
-        .flat_map(|o| o.data.as_array().cloned().unwrap_or_default())
-        .filter(|row| {
-            let m = &row["metric"];
-            m["__name__"]
-                .as_str()
-                .is_some_and(|n| n.contains("throttl"))
-                && m["namespace"] == ns
-                && m["pod"]
-                    .as_str()
-                    .is_none_or(|p| p.starts_with(&format!("{name}-")))
-        })
-        .max_by(|a, b| {
-            a["summary"]["max"]
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&b["summary"]["max"].as_f64().unwrap_or(0.0))
-        })
-        .and_then(|row| row["metric"]["container"].as_str().map(str::to_owned));
+    let throttled = most_throttled(ev, ns, name);
     let mut best: Option<(String, f64)> = None;
     for c in &described_containers(ev, ns, name) {
         if let Some(t) = &throttled
