@@ -82,6 +82,14 @@ async fn setup() -> Setup {
     setup_from(SCENARIO).await
 }
 
+/// The shared example: payments-api OOMKilled in prod, where the fix is
+/// held for approval.
+async fn oomkilled() -> Setup {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
+    setup_from(&std::fs::read_to_string(path).expect("example")).await
+}
+
 async fn setup_from(yaml: &str) -> Setup {
     let s = Scenario::from_yaml(yaml).expect("scenario");
     let dir = tempfile::tempdir().expect("dir");
@@ -273,9 +281,7 @@ async fn an_exhausted_budget_escalates_with_the_findings_so_far() {
 
 #[tokio::test]
 async fn a_held_action_runs_only_after_approval_and_only_once() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
-    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let s = oomkilled().await;
     let o = worker(&s, "a", None, chrono::Duration::minutes(5));
     let outcome = o.handle(s.incident).await.expect("handled");
     let p = outcome.proposal.expect("proposal");
@@ -331,9 +337,7 @@ async fn a_held_action_runs_only_after_approval_and_only_once() {
 
 #[tokio::test]
 async fn an_approval_nobody_answers_expires_escalates_and_never_runs() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
-    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let s = oomkilled().await;
     let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
     o.approval_ttl = chrono::Duration::milliseconds(1);
     let p = o
@@ -406,9 +410,7 @@ async fn an_action_whose_target_does_not_recover_is_escalated() {
 
 #[tokio::test]
 async fn four_eyes_asks_two_approvers_for_a_high_risk_action_in_prod() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/examples/k8s-oomkilled-payments.yaml");
-    let s = setup_from(&std::fs::read_to_string(path).expect("example")).await;
+    let s = oomkilled().await;
     let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
     o.four_eyes = true;
     let p = o
