@@ -8,7 +8,9 @@
 //! wording, a rollout shortly before the alert, an autoscaler at its
 //! ceiling, an RDS event.
 
-use crate::investigator::{Evidence, Observation, Workload, array_in, mentioned};
+use crate::investigator::{
+    Evidence, Observation, SUSPECT_WINDOW, Workload, array_in, hpa_utilisation, mentioned,
+};
 use brain::taxonomy::RootCause;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -158,8 +160,6 @@ pub fn confidence(ranked: &[Hypothesis]) -> f64 {
 struct Context<'a> {
     ev: &'a Evidence,
     workloads: Vec<Workload>,
-    /// Start of the alert (or the latest observation time if unknown).
-    started: Option<DateTime<Utc>>,
 }
 
 impl<'a> Context<'a> {
@@ -167,7 +167,6 @@ impl<'a> Context<'a> {
         Context {
             ev,
             workloads: ev.workloads(),
-            started: ev.subject.started,
         }
     }
 
@@ -322,13 +321,10 @@ impl Context<'_> {
     /// policy changed there shortly before the alert, else an unhealthy
     /// cluster DNS, else the cluster DNS deployment itself.
     fn dns_culprit(&self, namespace: &str) -> String {
-        let start = self.started;
         for (_, o) in self.all("list_recent_changes") {
             for c in o.data["changes"].as_array().into_iter().flatten() {
                 let target = c["target"].as_str().unwrap_or_default();
-                let recent = start
-                    .zip(time(&c["at"]))
-                    .is_some_and(|(s, at)| (0..=180).contains(&(s - at).num_minutes()));
+                let recent = self.ev.subject.is_suspect_time(&c["at"]);
                 if recent
                     && target.starts_with("networkpolicy/")
                     && (namespace.is_empty() || target.contains(&format!("/{namespace}/")))
@@ -1034,20 +1030,16 @@ fn logs(ctx: &Context, b: &mut Ballot) {
     }
 }
 
-/// Parse an RFC 3339 time from a JSON value.
-fn time(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()?.parse().ok()
-}
-
 /// A deploy or config change to a workload shortly before the alert,
 /// followed by errors: the rollout is the cause.
 fn rollouts(ctx: &Context, b: &mut Ballot) {
-    let Some(start) = ctx.started else { return };
+    let subject = &ctx.ev.subject;
     for (i, o) in ctx.all("list_recent_changes") {
         for c in o.data["changes"].as_array().into_iter().flatten() {
-            let Some(at) = time(&c["at"]) else { continue };
-            let minutes = (start - at).num_minutes();
-            if !(-5..=180).contains(&minutes) {
+            let Some(minutes) = subject.minutes_before(&c["at"]) else {
+                continue;
+            };
+            if !SUSPECT_WINDOW.contains(&minutes) {
                 continue;
             }
             let target = c["target"].as_str().unwrap_or_default();
@@ -1097,10 +1089,9 @@ fn rollouts(ctx: &Context, b: &mut Ballot) {
         let name = o.arg("name").unwrap_or_default();
         let revs = o.data["revisions"].as_array().cloned().unwrap_or_default();
         let Some(last) = revs.last() else { continue };
-        let Some(at) = time(&last["at"]) else {
+        let Some(minutes) = subject.minutes_before(&last["at"]) else {
             continue;
         };
-        let minutes = (start - at).num_minutes();
         if !(-5..=120).contains(&minutes) || revs.len() < 2 {
             continue;
         }
@@ -1159,18 +1150,8 @@ fn rollouts(ctx: &Context, b: &mut Ballot) {
 /// How far past its target an autoscaler's first metric is: 1.0 at or
 /// below 1.5 times the target, up to 1.3 beyond twice it.
 fn hpa_pressure(h: &Value) -> f64 {
-    let percent = |v: &Value| -> Option<f64> {
-        v.as_array()?
-            .first()?
-            .as_str()?
-            .split_whitespace()
-            .last()?
-            .trim_end_matches('%')
-            .parse()
-            .ok()
-    };
-    match (percent(&h["metrics"]), percent(&h["targets"])) {
-        (Some(now), Some(goal)) if goal > 0.0 => (1.0 + (now / goal - 1.5).max(0.0) * 0.6).min(1.3),
+    match hpa_utilisation(h) {
+        Some((now, goal)) if goal > 0.0 => (1.0 + (now / goal - 1.5).max(0.0) * 0.6).min(1.3),
         _ => 1.0,
     }
 }

@@ -59,7 +59,24 @@ pub struct Subject {
     pub started: Option<DateTime<Utc>>,
 }
 
+/// How long before the alert (in minutes) a change still counts as a
+/// suspect, and how long after: three hours back, five minutes on.
+pub const SUSPECT_WINDOW: std::ops::RangeInclusive<i64> = -5..=180;
+
 impl Subject {
+    /// Minutes from `at` (RFC 3339 text) to the first alert's start:
+    /// positive when `at` came first.
+    pub fn minutes_before(&self, at: &Value) -> Option<i64> {
+        let at: DateTime<Utc> = at.as_str()?.parse().ok()?;
+        Some((self.started? - at).num_minutes())
+    }
+
+    /// Whether `at` falls in [`SUSPECT_WINDOW`] around the alert.
+    pub fn is_suspect_time(&self, at: &Value) -> bool {
+        self.minutes_before(at)
+            .is_some_and(|m| SUSPECT_WINDOW.contains(&m))
+    }
+
     pub fn from_alerts(alerts: &[Alert]) -> Subject {
         let mut s = Subject::default();
         let mut text = Vec::new();
@@ -445,16 +462,9 @@ pub async fn investigate(tools: &Registry, alerts: &[Alert], budget: &mut Budget
         .call("list_recent_changes", json!({"since": "-24h"}))
         .await
     {
-        let start = subject.started;
         let mut changed: Vec<(String, String)> = Vec::new();
         for ch in d["changes"].as_array().into_iter().flatten() {
-            let recent = start
-                .zip(
-                    ch["at"]
-                        .as_str()
-                        .and_then(|t| t.parse::<DateTime<Utc>>().ok()),
-                )
-                .is_some_and(|(s, at)| (-5..=180).contains(&(s - at).num_minutes()));
+            let recent = subject.is_suspect_time(&ch["at"]);
             let target = ch["target"].as_str().unwrap_or_default();
             let mut parts = target.splitn(3, '/');
             if let (true, Some("deployment" | "statefulset"), Some(ns), Some(name)) =
@@ -597,6 +607,22 @@ pub async fn investigate(tools: &Registry, alerts: &[Alert], budget: &mut Budget
     ev.focus = focus;
     ev.namespaces = namespaces;
     ev
+}
+
+/// An autoscaler row's first metric and its target, in percent
+/// (`["cpu 158%"]` against `["cpu 65%"]`).
+pub fn hpa_utilisation(h: &Value) -> Option<(f64, f64)> {
+    let percent = |v: &Value| -> Option<f64> {
+        v.as_array()?
+            .first()?
+            .as_str()?
+            .split_whitespace()
+            .last()?
+            .trim_end_matches('%')
+            .parse()
+            .ok()
+    };
+    Some((percent(&h["metrics"])?, percent(&h["targets"])?))
 }
 
 /// The first array found in a tool's data: the rows of a listing.

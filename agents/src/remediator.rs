@@ -6,7 +6,7 @@
 //! one: forbidden actions are never proposed.
 
 use crate::diagnostician::Findings;
-use crate::investigator::{Evidence, array_in};
+use crate::investigator::{Evidence, SUSPECT_WINDOW, array_in, hpa_utilisation};
 use brain::policy::{Decision, Policy, TargetFacts};
 use brain::taxonomy::RootCause;
 use brain::vocabulary::{Action, Component};
@@ -185,31 +185,26 @@ pub fn candidates(findings: &Findings, ev: &Evidence) -> Vec<Candidate> {
                 );
             }
         }
-        (RootCause::RateLimited, _) => {
+        (RootCause::RateLimited | RootCause::DbConnectionExhaustion, _) => {
+            // A client scaled up shortly before: scale it back first.
             if let Some((w, before, after)) = recent_scale_up(ev) {
+                let too_many = if h.category == RootCause::RateLimited {
+                    "sends more requests than the provider allows"
+                } else {
+                    "opened more connections than the database allows"
+                };
                 push(
                     Action::Scale,
                     &w,
                     json!({"replicas": before}),
                     format!(
-                        "scale {w} back from {after} to {before} replicas: the scale-up sends more requests than the provider allows"
-                    ),
-                );
-            }
-        }
-        (RootCause::DbConnectionExhaustion, _) => {
-            if let Some((w, before, after)) = recent_scale_up(ev) {
-                push(
-                    Action::Scale,
-                    &w,
-                    json!({"replicas": before}),
-                    format!(
-                        "scale {w} back from {after} to {before} replicas: the scale-up opened more connections than the database allows"
+                        "scale {w} back from {after} to {before} replicas: the scale-up {too_many}"
                     ),
                 );
             }
             if let Component::Aws { service, id } = &target
                 && service == "rds"
+                && h.category == RootCause::DbConnectionExhaustion
             {
                 let now = rds_connections_peak(ev, id);
                 let params = match now {
@@ -321,14 +316,7 @@ fn previous_revision(ev: &Evidence, ns: &str, name: &str) -> Option<i64> {
 /// Whether the workload changed (rollout or change feed) in the last 3 h
 /// before the alert.
 fn recently_changed(ev: &Evidence, ns: &str, name: &str) -> bool {
-    let Some(start) = ev.subject.started else {
-        return false;
-    };
-    let near = |t: &Value| {
-        t.as_str()
-            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-            .is_some_and(|t| (start - t).num_minutes() <= 180 && (start - t).num_minutes() >= -5)
-    };
+    let near = |t: &Value| ev.subject.is_suspect_time(t);
     let history = ev
         .of("get_rollout_history")
         .filter(|o| o.arg("namespace") == Some(ns) && o.arg("name") == Some(name))
@@ -481,14 +469,6 @@ fn cpu_limit(ev: &Evidence, ns: &str, name: &str) -> Option<(String, String)> {
 /// its maximum, and the replicas its own rule asks for
 /// (`ceil(current × utilisation / target)`).
 fn hpa_at_max(ev: &Evidence, ns: &str, name: &str) -> Option<(String, i64, i64)> {
-    let percent = |v: &Value| -> Option<f64> {
-        let t = v.as_array()?.first()?.as_str()?;
-        t.split_whitespace()
-            .last()?
-            .trim_end_matches('%')
-            .parse()
-            .ok()
-    };
     ev.of("list_hpas").find_map(|o| {
         o.data["hpas"].as_array()?.iter().find_map(|h| {
             let target = h["target"].as_str()?;
@@ -500,10 +480,8 @@ fn hpa_at_max(ev: &Evidence, ns: &str, name: &str) -> Option<(String, i64, i64)>
             }
             let max = h["max"].as_i64()?;
             let current = h["current"].as_i64().unwrap_or(max);
-            let need = match (percent(&h["metrics"]), percent(&h["targets"])) {
-                (Some(now), Some(goal)) if goal > 0.0 => {
-                    (current as f64 * now / goal).ceil() as i64
-                }
+            let need = match hpa_utilisation(h) {
+                Some((now, goal)) if goal > 0.0 => (current as f64 * now / goal).ceil() as i64,
                 _ => max,
             };
             Some((h["name"].as_str()?.to_owned(), max, need))
@@ -526,12 +504,9 @@ fn replicas(ev: &Evidence, ns: &str, name: &str) -> Option<i64> {
 /// A workload scaled up shortly before the alert, from the change feed
 /// (`scaled from 4 to 40 replicas`): the workload, before, after.
 fn recent_scale_up(ev: &Evidence) -> Option<(Component, i64, i64)> {
-    let start = ev.subject.started?;
     ev.of("list_recent_changes").find_map(|o| {
         o.data["changes"].as_array()?.iter().find_map(|c| {
-            let at: chrono::DateTime<chrono::Utc> = c["at"].as_str()?.parse().ok()?;
-            let minutes = (start - at).num_minutes();
-            if !(-5..=180).contains(&minutes) {
+            if !SUSPECT_WINDOW.contains(&ev.subject.minutes_before(&c["at"])?) {
                 return None;
             }
             let text = c["description"].as_str()?.to_lowercase();

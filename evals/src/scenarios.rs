@@ -241,29 +241,38 @@ pub fn trigger_alerts(s: &Scenario) -> anyhow::Result<Vec<AlertInput>> {
     Ok(alerts)
 }
 
-pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<ScenarioResult> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.paths.data_dir = dir.path().to_owned();
-    let store = Store::open(&config).await?;
-    let alerts = trigger_alerts(s)?;
+/// Ingest the scenario's trigger as its source's webhook would and return
+/// the incident it opened.
+pub async fn open_incident(
+    store: &Store,
+    config: &Config,
+    s: &Scenario,
+) -> anyhow::Result<brain::ids::IncidentId> {
     let outcomes = store
         .ingest(
             &config.ingest_settings(),
             vec![IngestRequest {
                 org_id: "default".into(),
                 delivery: None,
-                items: IngestItems::Alerts(alerts),
+                items: IngestItems::Alerts(trigger_alerts(s)?),
             }],
         )
         .await?;
-    let incident = outcomes
+    outcomes
         .iter()
         .find_map(|o| match o {
             IngestOutcome::Alerts { alerts } => alerts.iter().find_map(|a| a.incident_id),
             _ => None,
         })
-        .context("the trigger opened no incident")?;
+        .context("the trigger opened no incident")
+}
+
+pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<ScenarioResult> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.paths.data_dir = dir.path().to_owned();
+    let store = Store::open(&config).await?;
+    let incident = open_incident(&store, &config, s).await?;
     let registry = Arc::new(tools::world_registry(&s.world).map_err(anyhow::Error::msg)?);
     let policy = Policy::new(PolicyConfig::default())?;
     let orchestrator = Orchestrator {

@@ -8,7 +8,7 @@ use brain::config::Config;
 use brain::ids::IncidentId;
 use brain::policy::{Policy, PolicyConfig};
 use brain::scenario::Scenario;
-use brain::store::{IngestItems, IngestOutcome, IngestRequest, RunStep, Store};
+use brain::store::{RunStep, Store};
 use std::sync::Arc;
 
 /// `cart` in the unprotected namespace `shop` cannot reach Redis, whose
@@ -96,24 +96,8 @@ async fn setup_from(yaml: &str) -> Setup {
     let mut config = Config::default();
     config.paths.data_dir = dir.path().to_owned();
     let store = Store::open(&config).await.expect("store");
-    let alerts = evals::scenarios::trigger_alerts(&s).expect("alerts");
-    let out = store
-        .ingest(
-            &config.ingest_settings(),
-            vec![IngestRequest {
-                org_id: "default".into(),
-                delivery: None,
-                items: IngestItems::Alerts(alerts),
-            }],
-        )
+    let incident = evals::scenarios::open_incident(&store, &config, &s)
         .await
-        .expect("ingest");
-    let incident = out
-        .iter()
-        .find_map(|o| match o {
-            IngestOutcome::Alerts { alerts } => alerts.iter().find_map(|a| a.incident_id),
-            _ => None,
-        })
         .expect("incident");
     let tools = Arc::new(tools::world_registry(&s.world).expect("registry"));
     Setup {

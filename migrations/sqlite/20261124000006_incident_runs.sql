@@ -10,3 +10,5 @@ CREATE TABLE incident_runs (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX incident_runs_open ON incident_runs (updated_at) WHERE step <> 'done';
+-- The workers look for open incidents without a run every few seconds.
+CREATE INDEX incidents_open ON incidents (opened_at) WHERE status = 'open';
