@@ -28,7 +28,7 @@ pub struct Config {
 }
 
 /// `[approvals]`: who may decide held actions.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApprovalsConfig {
     /// Each approver's name and bearer token. With none, nobody can
@@ -37,6 +37,19 @@ pub struct ApprovalsConfig {
     /// A high-risk action on a protected target needs two different
     /// approvers.
     pub four_eyes: bool,
+    /// Remind the notifiers of an unanswered approval this many minutes
+    /// before it expires (0: no reminder).
+    pub remind_before_minutes: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            approvers: Vec::new(),
+            four_eyes: false,
+            remind_before_minutes: 15,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +78,11 @@ pub struct AgentsConfig {
     /// How long to watch an executed action's target recover before
     /// escalating (0: look once).
     pub verify_secs: u64,
+    /// Use the `fast` role's model: a few model-directed reads when the
+    /// diagnosis is unsure, a pick on close calls, and a short summary
+    /// once the proposal is out. Off, or no model loads: analyzers and
+    /// retrieval alone.
+    pub llm: bool,
 }
 
 impl Default for AgentsConfig {
@@ -77,6 +95,7 @@ impl Default for AgentsConfig {
             max_llm_tokens: 20_000,
             max_wall_secs: 300,
             verify_secs: 300,
+            llm: true,
         }
     }
 }

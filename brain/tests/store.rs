@@ -362,6 +362,41 @@ on_both!(an_expired_approval_cannot_be_approved_and_is_swept, |db| {
     );
 });
 
+on_both!(an_approval_about_to_expire_is_reminded_once, |db| {
+    let s = &db.store;
+    let soon = proposal(s).await;
+    let later = proposal(s).await;
+    let a = s
+        .request_approval(soon.id, chrono::Duration::minutes(10))
+        .await
+        .expect("request");
+    s.request_approval(later.id, chrono::Duration::hours(2))
+        .await
+        .expect("request");
+    // Within 15 minutes of expiry: only the first, and only once.
+    let due = s
+        .due_approval_reminders(chrono::Duration::minutes(15))
+        .await
+        .expect("due");
+    assert_eq!(due.iter().map(|x| x.id).collect::<Vec<_>>(), [a.id]);
+    assert!(
+        s.due_approval_reminders(chrono::Duration::minutes(15))
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    // A decided approval is never reminded.
+    s.decide_approval(a.id, true, "user:alice", None)
+        .await
+        .expect("decide");
+    let due = s
+        .due_approval_reminders(chrono::Duration::hours(3))
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].proposal_id, later.id);
+});
+
 fn audit(i: usize) -> NewAuditEntry {
     NewAuditEntry {
         actor: format!("user:u{i}"),

@@ -232,6 +232,33 @@ impl Store {
         })
     }
 
+    /// Pending approvals that expire within `within` and whose reminder
+    /// has not gone out, marked reminded now; returns them. Marked before
+    /// anyone is told, so a reminder goes out at most once.
+    pub async fn due_approval_reminders(
+        &self,
+        within: Duration,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let at = now();
+        let horizon = at + within;
+        with_db!(self, write, |p| {
+            let mut tx = p.begin_write().await?;
+            let sql = concat!(
+                "UPDATE approvals SET reminded_at = $1
+                 WHERE status = 'pending' AND reminded_at IS NULL
+                   AND expires_at > $1 AND expires_at <= $2 RETURNING ",
+                approval_columns!()
+            );
+            let rows: Vec<ApprovalRow> = sqlx::query_as(sql)
+                .bind(at)
+                .bind(horizon)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows.into_iter().map(TryInto::try_into).collect()
+        })
+    }
+
     /// Expire every pending approval whose time has passed; returns them.
     pub async fn expire_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         let at = now();
