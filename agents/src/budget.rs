@@ -73,6 +73,16 @@ impl Budget {
         true
     }
 
+    /// Whether optional work (the model's extra reads) still fits: a tool
+    /// call and `tokens` more, with time left. Unlike the `take`/`can`
+    /// checks, a `false` here marks nothing as exhausted: skipping
+    /// optional work is not running out.
+    pub fn fits_optional(&self, tokens: u64) -> bool {
+        self.tool_calls < self.limits.tool_calls
+            && self.tokens + tokens <= self.limits.llm_tokens
+            && self.started.elapsed() < self.limits.wall
+    }
+
     pub fn spend_tokens(&mut self, tokens: u64) {
         self.tokens += tokens;
     }
@@ -99,5 +109,19 @@ mod tests {
         assert!(b.can_spend_tokens(100));
         b.spend_tokens(19_950);
         assert!(!b.can_spend_tokens(100));
+    }
+
+    #[test]
+    fn optional_work_is_skipped_without_marking_the_budget_spent() {
+        let mut b = Budget::new(Limits {
+            tool_calls: 1,
+            llm_tokens: 1_000,
+            ..Limits::default()
+        });
+        assert!(b.fits_optional(1_000));
+        assert!(!b.fits_optional(1_001));
+        assert!(b.take_tool_call());
+        assert!(!b.fits_optional(0));
+        assert_eq!(b.exhausted, None);
     }
 }

@@ -7,8 +7,11 @@
 
 pub mod budget;
 pub mod diagnostician;
+pub mod explorer;
 pub mod investigator;
 pub mod knowledge;
 pub mod orchestrator;
 pub mod ranker;
 pub mod remediator;
+pub mod runbooks;
+pub mod writer;

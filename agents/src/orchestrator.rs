@@ -11,11 +11,14 @@
 
 use crate::budget::{Budget, Limits};
 use crate::diagnostician::{self, Findings};
+use crate::explorer::{self, Explored};
 use crate::investigator::{self, Evidence};
 use crate::knowledge::{Filters, KnowledgeBase};
 use crate::ranker::{self, Ranked};
 use crate::remediator;
-use brain::backends::Retrieval;
+use crate::runbooks::Runbooks;
+use crate::writer::{self, Written};
+use brain::backends::{Notification, Notifier, Retrieval};
 use brain::domain::IncidentStatus;
 use brain::domain::{ActionProposal, Diagnosis, Evidence as EvidenceRow, ProposalStatus};
 use brain::ids::{DiagnosisId, EvidenceId, IncidentId, ProposalId};
@@ -58,9 +61,24 @@ pub struct Outcome {
     pub tool_calls: u32,
     /// The budget that ran out, if one did.
     pub exhausted: Option<String>,
-    /// The model's part, when one took part.
+    /// The model's part, when one took part: its pick on a close call,
+    /// the reads it asked for, the summary it wrote.
     pub llm: Ranked,
+    pub explored: Explored,
+    pub written: Option<Written>,
     pub evidence: Evidence,
+}
+
+impl Outcome {
+    /// Model calls and tokens (in, out) spent on the incident.
+    pub fn model_usage(&self) -> (u32, u64, u64) {
+        let w = self.written.clone().unwrap_or_default();
+        (
+            self.llm.calls + self.explored.calls + w.calls,
+            self.llm.tokens_in + self.explored.tokens_in + w.tokens_in,
+            self.llm.tokens_out + self.explored.tokens_out + w.tokens_out,
+        )
+    }
 }
 
 pub struct Orchestrator {
@@ -68,9 +86,20 @@ pub struct Orchestrator {
     pub tools: Arc<Registry>,
     pub policy: Policy,
     pub knowledge: Option<Arc<KnowledgeBase>>,
-    /// A model to settle close calls between hypotheses; none: analyzers
-    /// and retrieval alone.
+    /// The runbooks' front matter: which actions each category allows.
+    pub runbooks: Arc<Runbooks>,
+    /// A model to direct a few more reads when the diagnosis is unsure and
+    /// to settle close calls between hypotheses; none: analyzers and
+    /// retrieval alone.
     pub llm: Option<Arc<models::gateway::Gateway>>,
+    /// Have the model write a short summary once the proposal is out.
+    pub summarize: bool,
+    /// Who hears about approvals asked for, reminders, escalations and
+    /// summaries. A notifier that fails or hangs delays nothing for long.
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    /// Remind the notifiers of an unanswered approval this long before it
+    /// expires (once); zero: no reminders.
+    pub remind_before: chrono::Duration,
     pub limits: Limits,
     pub approval_ttl: chrono::Duration,
     /// Who the audit log names as acting.
@@ -118,12 +147,76 @@ struct RunState {
     candidate: Option<remediator::Candidate>,
     #[serde(default)]
     llm: Ranked,
+    #[serde(default)]
+    explored: Explored,
+    #[serde(default)]
+    written: Option<Written>,
     /// Different approvers the proposal needs.
     #[serde(default)]
     approvals_needed: i64,
 }
 
+/// How long one notifier gets per message.
+const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Orchestrator {
+    /// An orchestrator with the defaults: no model, no knowledge base, no
+    /// notifiers, default budgets, an hour to approve, a 15-minute lease
+    /// and no verification window. Set the rest with struct update syntax.
+    pub fn new(store: Store, tools: Arc<Registry>, policy: Policy) -> Orchestrator {
+        Orchestrator {
+            store,
+            tools,
+            policy,
+            knowledge: None,
+            runbooks: Arc::default(),
+            llm: None,
+            summarize: false,
+            notifiers: Vec::new(),
+            remind_before: chrono::Duration::zero(),
+            limits: Limits::default(),
+            approval_ttl: chrono::Duration::minutes(60),
+            actor: "agent:orchestrator".into(),
+            worker: "cerebro".into(),
+            lease: chrono::Duration::minutes(15),
+            verify_window: std::time::Duration::ZERO,
+            four_eyes: false,
+            crash_after: None,
+        }
+    }
+
+    /// Tell every notifier, each within [`NOTIFY_TIMEOUT`]; failures are
+    /// logged, never the incident's problem.
+    async fn notify(&self, n: Notification) {
+        for notifier in &self.notifiers {
+            match tokio::time::timeout(NOTIFY_TIMEOUT, notifier.notify(&n)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(notifier = notifier.name(), error = %e, "notification failed")
+                }
+                Err(_) => tracing::warn!(notifier = notifier.name(), "notification timed out"),
+            }
+        }
+    }
+
+    /// Append an `escalated` entry to the timeline and tell the notifiers.
+    async fn escalate(
+        &self,
+        incident: IncidentId,
+        reason: &str,
+        data: Value,
+    ) -> Result<(), AgentError> {
+        self.store
+            .append_timeline(incident, "escalated", &self.actor, reason, data)
+            .await?;
+        self.notify(Notification::Escalation {
+            incident_id: incident,
+            reason: reason.to_owned(),
+        })
+        .await;
+        Ok(())
+    }
+
     /// Queue the incident, then work queued runs until this one is done.
     /// The service's workers call [`Orchestrator::work_one`] instead.
     pub async fn handle(&self, incident: IncidentId) -> Result<Outcome, AgentError> {
@@ -184,7 +277,23 @@ impl Orchestrator {
                 )
                 .await;
             let mut budget = Budget::new(self.limits);
-            let evidence = investigator::investigate(&self.tools, &alerts, &mut budget).await;
+            let mut evidence = investigator::investigate(&self.tools, &alerts, &mut budget).await;
+            // The playbooks left the diagnosis unsure: the model may ask
+            // for a few more reads (read-only tools, within the budget).
+            if let Some(gw) = &self.llm {
+                let first = diagnostician::diagnose(&evidence);
+                if explorer::is_weak(&first) {
+                    st.explored = explorer::explore(
+                        gw,
+                        &self.tools,
+                        incident,
+                        &mut evidence,
+                        &first,
+                        &mut budget,
+                    )
+                    .await;
+                }
+            }
             for o in &evidence.observations {
                 store
                     .add_evidence(&EvidenceRow {
@@ -281,9 +390,15 @@ impl Orchestrator {
                 if st.exhausted.is_some() {
                     candidates.retain(|c| c.action == Action::Escalate);
                 }
+                // Only what a runbook for the category allows.
+                let mut steered = Vec::new();
+                if let Some(best) = findings.best() {
+                    (candidates, steered) = self.runbooks.steer(best.category, candidates);
+                }
                 let (proposals, dropped) =
                     remediator::classify(&self.tools, &self.policy, candidates).await;
-                st.dropped = dropped;
+                st.dropped = steered;
+                st.dropped.extend(dropped);
                 if let Some(first) = proposals.into_iter().next() {
                     st.proposal = Some(ProposalId::new());
                     // Four eyes: a high-risk action on a protected target
@@ -320,21 +435,53 @@ impl Orchestrator {
                     .await?;
                 }
                 _ => {
-                    store
-                        .append_timeline(
-                            incident,
-                            "escalated",
-                            &self.actor,
-                            "no cause found in the evidence; a human must look",
-                            json!({}),
-                        )
-                        .await?;
+                    self.escalate(
+                        incident,
+                        "no cause found in the evidence; a human must look",
+                        json!({}),
+                    )
+                    .await?;
                 }
             }
             advance(RunStep::Diagnosed, RunStep::Proposed, &st).await?;
             step = RunStep::Proposed;
         }
         if step == RunStep::Proposed {
+            // The write-up, off the critical path: the proposal and any
+            // approval request are already out. Recorded before it is
+            // posted, so a retry never posts it twice.
+            if let (true, Some(gw), None) = (self.summarize, &self.llm, &st.written) {
+                let next = match (&st.candidate, &st.decision) {
+                    (Some(c), Some(d)) => format!(
+                        "{} on {} ({}): {}",
+                        c.action.as_str(),
+                        c.target,
+                        decision_words(d),
+                        c.rationale
+                    ),
+                    _ => "escalate to a human".to_owned(),
+                };
+                st.written = Some(writer::summarize(gw, incident, &st.explanation, &next).await);
+                advance(RunStep::Proposed, RunStep::Proposed, &st).await?;
+                if let Some(w) = &st.written
+                    && let Some(text) = &w.summary
+                {
+                    store
+                        .append_timeline(
+                            incident,
+                            "summary",
+                            "agent:writer",
+                            text,
+                            json!({"model_written": true, "tokens_in": w.tokens_in, "tokens_out": w.tokens_out}),
+                        )
+                        .await?;
+                    self.notify(Notification::TimelineUpdate {
+                        incident_id: incident,
+                        message: text.clone(),
+                    })
+                    .await;
+                }
+            }
             advance(RunStep::Proposed, RunStep::Done, &st).await?;
         }
 
@@ -354,6 +501,8 @@ impl Orchestrator {
             tool_calls: st.tool_calls,
             exhausted: st.exhausted,
             llm: st.llm,
+            explored: st.explored,
+            written: st.written,
             findings,
             evidence,
         })
@@ -413,19 +562,16 @@ impl Orchestrator {
         if record.status == ProposalStatus::Executing {
             // A worker died between claiming the action and recording its
             // result: whether it ran is unknown, so it is not run again.
-            store
-                .append_timeline(
-                    incident,
-                    "escalated",
-                    &self.actor,
-                    &format!(
-                        "{} on {} was started by a worker that stopped; check whether it ran",
-                        c.action.as_str(),
-                        c.target
-                    ),
-                    json!({"proposal": record.id.to_string()}),
-                )
-                .await?;
+            self.escalate(
+                incident,
+                &format!(
+                    "{} on {} was started by a worker that stopped; check whether it ran",
+                    c.action.as_str(),
+                    c.target
+                ),
+                json!({"proposal": record.id.to_string()}),
+            )
+            .await?;
             return Ok(record);
         }
         if record.status != ProposalStatus::Proposed {
@@ -451,17 +597,20 @@ impl Orchestrator {
                         &format!("{} on {} awaits approval", c.action.as_str(), c.target),
                     )
                     .await;
+                self.notify(Notification::ApprovalRequested {
+                    incident_id: incident,
+                    approval_id: approval.id,
+                    summary: approval_summary(&record, needed, reason),
+                })
+                .await;
             }
             Decision::Execute { .. } if c.action == Action::Escalate => {
-                store
-                    .append_timeline(
-                        incident,
-                        "escalated",
-                        &self.actor,
-                        &c.rationale,
-                        json!({"target": c.target.to_string(), "params": c.params}),
-                    )
-                    .await?;
+                self.escalate(
+                    incident,
+                    &c.rationale,
+                    json!({"target": c.target.to_string(), "params": c.params}),
+                )
+                .await?;
                 if store
                     .transition_proposal(
                         record.id,
@@ -485,16 +634,17 @@ impl Orchestrator {
         Ok(record)
     }
 
-    /// Watch an executed action's target for up to `verify_window`: a
-    /// workload whose pods are all ready and none waiting, a node that is
-    /// cordoned, an instance whose checks pass, a database that is
-    /// available. Recovered: the timeline says so; not: the incident is
-    /// escalated with what was seen.
+    /// Watch an executed action for up to `verify_window`: its target (a
+    /// workload whose pods are all ready, a cordoned node, an instance
+    /// whose checks pass, an available database) and the signal that
+    /// fired (the incident's alerts resolved, or the alert's own PromQL
+    /// expression no longer returning series). Recovered: the timeline
+    /// says so; not: the incident is escalated with what was seen.
     pub async fn verify(&self, p: &ActionProposal) -> Result<bool, AgentError> {
         let deadline = std::time::Instant::now() + self.verify_window;
         let mut seen;
         loop {
-            seen = self.target_health(p).await;
+            seen = self.recovered(p).await;
             if seen.0 || std::time::Instant::now() >= deadline {
                 break;
             }
@@ -502,30 +652,28 @@ impl Orchestrator {
         }
         let (ok, what) = seen;
         if let Some(incident) = p.incident_id {
-            let (kind, message) = if ok {
-                (
-                    "verified",
-                    format!("after {} on {}: {what}", p.action.as_str(), p.target),
-                )
+            if ok {
+                self.store
+                    .append_timeline(
+                        incident,
+                        "verified",
+                        &self.actor,
+                        &format!("after {} on {}: {what}", p.action.as_str(), p.target),
+                        json!({"proposal": p.id.to_string()}),
+                    )
+                    .await?;
             } else {
-                (
-                    "escalated",
-                    format!(
-                        "{} on {} ran but the target has not recovered: {what}; a human must look",
+                self.escalate(
+                    incident,
+                    &format!(
+                        "{} on {} ran but has not brought recovery: {what}; a human must look",
                         p.action.as_str(),
                         p.target
                     ),
-                )
-            };
-            self.store
-                .append_timeline(
-                    incident,
-                    kind,
-                    &self.actor,
-                    &message,
                     json!({"proposal": p.id.to_string()}),
                 )
                 .await?;
+            }
         }
         self.audit(
             if ok {
@@ -540,8 +688,84 @@ impl Orchestrator {
         Ok(ok)
     }
 
-    /// Whether the action's target looks healthy now, and what was seen.
-    async fn target_health(&self, p: &ActionProposal) -> (bool, String) {
+    /// Whether the action brought recovery, and what was seen: the signal
+    /// still firing overrides a healthy-looking target; a target with no
+    /// health check of its own counts as recovered once the signal clears.
+    async fn recovered(&self, p: &ActionProposal) -> (bool, String) {
+        let signal = match p.incident_id {
+            Some(incident) => self.signal(incident).await,
+            None => Signal::Unknown,
+        };
+        let target = self.target_health(p).await;
+        match (target, signal) {
+            (Some((_, t)), Signal::Firing(s)) => (false, format!("{t}; but {s}")),
+            (None, Signal::Firing(s)) => (false, s),
+            (Some((ok, t)), Signal::Cleared(s)) => (ok, format!("{t}; {s}")),
+            (Some((ok, t)), Signal::Unknown) => (ok, t),
+            (None, Signal::Cleared(s)) => (true, s),
+            (None, Signal::Unknown) => (
+                false,
+                format!("no health check for {} and no signal to watch", p.target),
+            ),
+        }
+    }
+
+    /// The state of the signal that opened the incident: its alerts all
+    /// resolved, or their PromQL expressions (from Prometheus'
+    /// `generatorURL`) evaluated now.
+    async fn signal(&self, incident: IncidentId) -> Signal {
+        let Ok(alerts) = self.store.alerts_for_incident(incident).await else {
+            return Signal::Unknown;
+        };
+        let firing: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.status == brain::domain::AlertStatus::Firing)
+            .collect();
+        if !alerts.is_empty() && firing.is_empty() {
+            return Signal::Cleared("its alerts have resolved".into());
+        }
+        let mut exprs: Vec<String> = firing
+            .iter()
+            .filter_map(|a| a.raw.get("generatorURL").and_then(Value::as_str))
+            .filter_map(generator_expr)
+            .collect();
+        exprs.sort();
+        exprs.dedup();
+        if exprs.is_empty() || self.tools.spec("query_prometheus").is_none() {
+            return Signal::Unknown;
+        }
+        let mut quiet = 0;
+        for expr in &exprs {
+            match self
+                .tools
+                .call("query_prometheus", json!({"query": expr}))
+                .await
+            {
+                Ok(out) => match out.data["result"].as_array() {
+                    Some(series) if !series.is_empty() => {
+                        return Signal::Firing(format!(
+                            "the alert's expression `{expr}` still returns {} series",
+                            series.len()
+                        ));
+                    }
+                    Some(_) => quiet += 1,
+                    None => {}
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, expr, "could not evaluate the alert's expression")
+                }
+            }
+        }
+        if quiet == exprs.len() {
+            Signal::Cleared("the alert's expression returns nothing now".into())
+        } else {
+            Signal::Unknown
+        }
+    }
+
+    /// Whether the action's target looks healthy now, and what was seen;
+    /// `None` for a target with no health check.
+    async fn target_health(&self, p: &ActionProposal) -> Option<(bool, String)> {
         let call = |tool: &'static str, args: Value| async move {
             self.tools
                 .call(tool, args)
@@ -549,7 +773,7 @@ impl Orchestrator {
                 .map(|o| o.data)
                 .map_err(|e| e.to_string())
         };
-        match &p.target {
+        Some(match &p.target {
             Component::Kubernetes {
                 kind,
                 namespace: Some(ns),
@@ -635,8 +859,8 @@ impl Orchestrator {
                     Err(e) => (false, format!("could not read it: {e}")),
                 }
             }
-            other => (false, format!("no health check for {other}")),
-        }
+            _ => return None,
+        })
     }
 
     /// Expire the approvals nobody answered in time and hand their
@@ -652,20 +876,56 @@ impl Orchestrator {
                 a.expires_at
             );
             if let Some(incident) = p.incident_id {
-                self.store
-                    .append_timeline(
-                        incident,
-                        "escalated",
-                        &self.actor,
-                        &message,
-                        json!({"approval": a.id.to_string()}),
-                    )
+                self.escalate(incident, &message, json!({"approval": a.id.to_string()}))
                     .await?;
             }
             self.audit("approval.expire", &p, json!({"approval": a.id.to_string()}))
                 .await?;
         }
         Ok(expired.len())
+    }
+
+    /// Remind the notifiers, once, of each approval still unanswered
+    /// within `remind_before` of its expiry. Returns how many.
+    pub async fn remind_approvals(&self) -> Result<usize, AgentError> {
+        if self.remind_before <= chrono::Duration::zero() {
+            return Ok(0);
+        }
+        let due = self
+            .store
+            .due_approval_reminders(self.remind_before)
+            .await?;
+        for a in &due {
+            let p = self.store.get_proposal(a.proposal_id).await?;
+            let Some(incident) = p.incident_id else {
+                continue;
+            };
+            let left = (a.expires_at - chrono::Utc::now()).num_minutes().max(0);
+            let message = format!(
+                "reminder: {} on {} still awaits approval and expires in {left} min",
+                p.action.as_str(),
+                p.target
+            );
+            self.store
+                .append_timeline(
+                    incident,
+                    "approval_reminder",
+                    &self.actor,
+                    &message,
+                    json!({"approval": a.id.to_string()}),
+                )
+                .await?;
+            self.notify(Notification::ApprovalRequested {
+                incident_id: incident,
+                approval_id: a.id,
+                summary: format!(
+                    "Reminder, expires in {left} min: {}",
+                    approval_summary(&p, a.approvals_needed, "")
+                ),
+            })
+            .await;
+        }
+        Ok(due.len())
     }
 
     /// Run an approved proposal's action, once (see [`Self::run_action`]).
@@ -839,4 +1099,72 @@ fn tool_call(c: &remediator::Candidate) -> (Option<&'static str>, Value) {
         }
     }
     (tool, args)
+}
+
+/// What the alert's signal looks like after an action.
+enum Signal {
+    Cleared(String),
+    Firing(String),
+    Unknown,
+}
+
+/// The PromQL expression of a Prometheus `generatorURL`
+/// (`…/graph?g0.expr=…&g0.tab=1`); `None` for other sources' links.
+pub fn generator_expr(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "g0.expr")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn decision_words(d: &Decision) -> &'static str {
+    match d {
+        Decision::Execute { .. } => "runs without approval",
+        Decision::NeedsApproval { .. } => "awaits approval",
+        Decision::Forbidden { .. } => "forbidden",
+    }
+}
+
+/// One line for an approver: what, where, why, and how many must approve.
+fn approval_summary(p: &ActionProposal, needed: i64, reason: &str) -> String {
+    let mut s = format!(
+        "{} on {} (risk {}): {}",
+        p.action.as_str(),
+        p.target,
+        p.risk.as_str(),
+        p.rationale
+    );
+    if !reason.is_empty() {
+        s.push_str(&format!(" Held because: {reason}."));
+    }
+    if needed > 1 {
+        s.push_str(&format!(" Needs {needed} different approvers."));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alert_expression_comes_from_a_prometheus_generator_url() {
+        assert_eq!(
+            generator_expr(
+                "http://prometheus:9090/graph?g0.expr=sum+by+%28pod%29+%28rate%28x%5B5m%5D%29%29+%3E+0.05&g0.tab=1"
+            )
+            .as_deref(),
+            Some("sum by (pod) (rate(x[5m])) > 0.05")
+        );
+        assert_eq!(
+            generator_expr("https://grafana.example.org/alerting/grafana/abc/view"),
+            None
+        );
+        assert_eq!(generator_expr("not a url"), None);
+        assert_eq!(
+            generator_expr("http://p:9090/graph?g0.expr=&g0.tab=1"),
+            None
+        );
+    }
 }

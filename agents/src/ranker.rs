@@ -42,7 +42,7 @@ pub fn is_close(f: &Findings) -> bool {
     }
 }
 
-fn fence(text: &str, max: usize) -> String {
+pub(crate) fn fence(text: &str, max: usize) -> String {
     let cut: String = text.chars().take(max).collect();
     // The fence cannot be closed from inside.
     format!("<data>\n{}\n</data>", cut.replace("</data>", "</ data>"))

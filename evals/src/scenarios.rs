@@ -73,6 +73,8 @@ pub struct Options {
     /// The model that settles close calls; none: analyzers and retrieval.
     pub gateway: Option<Arc<models::gateway::Gateway>>,
     pub limits: Limits,
+    /// The runbooks whose front matter bounds the actions per category.
+    pub runbooks: Arc<agents::runbooks::Runbooks>,
     /// Write each scenario's evidence, hypotheses and proposal here as
     /// `<id>.json`: why the pipeline answered what it did.
     pub trace: Option<PathBuf>,
@@ -276,19 +278,12 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
     let registry = Arc::new(tools::world_registry(&s.world).map_err(anyhow::Error::msg)?);
     let policy = Policy::new(PolicyConfig::default())?;
     let orchestrator = Orchestrator {
-        store: store.clone(),
-        tools: registry.clone(),
-        policy,
-        knowledge: None,
         llm: opts.gateway.clone(),
+        runbooks: opts.runbooks.clone(),
         limits: opts.limits,
-        approval_ttl: chrono::Duration::minutes(60),
         actor: "cerebro-eval".into(),
         worker: "eval".into(),
-        lease: chrono::Duration::minutes(5),
-        crash_after: None,
-        verify_window: std::time::Duration::ZERO,
-        four_eyes: false,
+        ..Orchestrator::new(store.clone(), registry.clone(), policy)
     };
     let outcome = orchestrator.handle(incident).await?;
     if let Some(dir) = &opts.trace {
@@ -333,15 +328,12 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
         }
     }
     // Metered by the gateway when it has a store; counted here otherwise.
+    let (calls, tokens_in, tokens_out) = outcome.model_usage();
     result.llm_calls = u64::try_from(usage.calls)
         .unwrap_or(0)
-        .max(u64::from(outcome.llm.calls));
-    result.tokens_in = u64::try_from(usage.tokens_in)
-        .unwrap_or(0)
-        .max(outcome.llm.tokens_in);
-    result.tokens_out = u64::try_from(usage.tokens_out)
-        .unwrap_or(0)
-        .max(outcome.llm.tokens_out);
+        .max(u64::from(calls));
+    result.tokens_in = u64::try_from(usage.tokens_in).unwrap_or(0).max(tokens_in);
+    result.tokens_out = u64::try_from(usage.tokens_out).unwrap_or(0).max(tokens_out);
     store.close().await;
     Ok(result)
 }

@@ -115,19 +115,15 @@ fn worker(
     lease: chrono::Duration,
 ) -> Orchestrator {
     Orchestrator {
-        store: s.store.clone(),
-        tools: s.tools.clone(),
-        policy: Policy::new(PolicyConfig::default()).expect("policy"),
-        knowledge: None,
-        llm: None,
-        limits: Limits::default(),
-        approval_ttl: chrono::Duration::minutes(60),
         actor: "cerebro".into(),
         worker: name.into(),
         lease,
         crash_after,
-        verify_window: std::time::Duration::ZERO,
-        four_eyes: false,
+        ..Orchestrator::new(
+            s.store.clone(),
+            s.tools.clone(),
+            Policy::new(PolicyConfig::default()).expect("policy"),
+        )
     }
 }
 
@@ -322,7 +318,9 @@ async fn a_held_action_runs_only_after_approval_and_only_once() {
 #[tokio::test]
 async fn an_approval_nobody_answers_expires_escalates_and_never_runs() {
     let s = oomkilled().await;
+    let heard = Arc::new(Recorder::default());
     let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.notifiers = vec![heard.clone()];
     o.approval_ttl = chrono::Duration::milliseconds(1);
     let p = o
         .handle(s.incident)
@@ -364,6 +362,11 @@ async fn an_approval_nobody_answers_expires_escalates_and_never_runs() {
             .any(|e| e.kind == "escalated" && e.message.contains("nobody decided")),
         "{timeline:#?}"
     );
+    let got = heard.0.lock().expect("lock");
+    assert!(
+        got.iter().any(|n| matches!(n, brain::backends::Notification::Escalation { reason, .. } if reason.contains("nobody decided"))),
+        "{got:#?}"
+    );
 }
 
 #[tokio::test]
@@ -385,7 +388,7 @@ async fn an_action_whose_target_does_not_recover_is_escalated() {
         .find(|e| e.kind == "escalated")
         .unwrap_or_else(|| panic!("{timeline:#?}"));
     assert!(
-        escalation.message.contains("has not recovered"),
+        escalation.message.contains("has not brought recovery"),
         "{escalation:#?}"
     );
     assert!(escalation.message.contains("redis-0"), "{escalation:#?}");
@@ -434,5 +437,302 @@ async fn four_eyes_asks_two_approvers_for_a_high_risk_action_in_prod() {
             .status
             .as_str(),
         "executed"
+    );
+}
+
+/// A stand-in model for the orchestration around the model (the local
+/// model's own answers are measured by `cerebro eval --llm`). Asked for
+/// JSON (a pick), it gives the next of `picks` (then "none"); otherwise
+/// `summary`.
+struct Scripted {
+    picks: std::sync::Mutex<std::collections::VecDeque<&'static str>>,
+    summary: &'static str,
+    seen: std::sync::Mutex<Vec<brain::backends::ChatRequest>>,
+}
+
+#[async_trait::async_trait]
+impl brain::backends::LlmProvider for Scripted {
+    fn provider(&self) -> &str {
+        "scripted"
+    }
+    fn model(&self) -> &str {
+        "scripted"
+    }
+    async fn chat(
+        &self,
+        req: brain::backends::ChatRequest,
+    ) -> Result<brain::backends::ChatResponse, brain::backends::LlmError> {
+        use brain::backends::{ChatResponse, ResponseFormat, Usage};
+        let content = if matches!(req.format, ResponseFormat::JsonSchema { .. }) {
+            let pick = self
+                .picks
+                .lock()
+                .expect("lock")
+                .pop_front()
+                .unwrap_or("none");
+            format!(r#"{{"choice": "{pick}"}}"#)
+        } else {
+            self.summary.to_owned()
+        };
+        self.seen.lock().expect("lock").push(req);
+        Ok(ChatResponse {
+            content,
+            tool_calls: Vec::new(),
+            usage: Usage {
+                input_tokens: 300,
+                output_tokens: 5,
+            },
+            model: "scripted".into(),
+        })
+    }
+}
+
+fn scripted_gateway(
+    picks: Vec<&'static str>,
+    summary: &'static str,
+) -> (Arc<models::gateway::Gateway>, Arc<Scripted>) {
+    let model = Arc::new(Scripted {
+        picks: std::sync::Mutex::new(picks.into()),
+        summary,
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut c = brain::config::LlmConfig::default();
+    c.providers.clear();
+    c.roles.clear();
+    c.providers.insert(
+        "scripted".into(),
+        brain::config::ProviderConfig {
+            model: "scripted".into(),
+            ..brain::config::ProviderConfig::default()
+        },
+    );
+    c.roles.insert(
+        "fast".into(),
+        brain::config::RoleConfig {
+            providers: vec!["scripted".into()],
+            ..brain::config::RoleConfig::default()
+        },
+    );
+    let gw = models::gateway::GatewayBuilder::new(c)
+        .chat("scripted", model.clone())
+        .build()
+        .expect("gateway");
+    (Arc::new(gw), model)
+}
+
+/// Records what it is told.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<brain::backends::Notification>>);
+
+#[async_trait::async_trait]
+impl brain::backends::Notifier for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    async fn notify(
+        &self,
+        n: &brain::backends::Notification,
+    ) -> Result<(), brain::backends::NotifyError> {
+        self.0.lock().expect("lock").push(n.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn on_a_weak_diagnosis_the_model_picks_more_reads_from_a_menu_of_reads() {
+    // Without cart's logs the playbooks find no cause.
+    let bare = SCENARIO[..SCENARIO.find("    logs:").expect("logs")].to_owned()
+        + &SCENARIO[SCENARIO.find("expect:").expect("expect")..];
+    let s = setup_from(&bare).await;
+    let (gw, model) = scripted_gateway(vec!["2", "none"], "");
+    let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.llm = Some(gw);
+    let outcome = o.handle(s.incident).await.expect("handled");
+    let ex = &outcome.explored;
+    assert_eq!(ex.calls, 2, "{ex:#?}");
+    assert_eq!(ex.ran.len(), 1, "{ex:#?}");
+    let seen = model.seen.lock().expect("lock").clone();
+    let menu = &seen[0].messages[1].content;
+    // The second entry of the menu the model saw is what ran.
+    let second = menu
+        .lines()
+        .find_map(|l| l.strip_prefix("2. "))
+        .unwrap_or_else(|| panic!("{menu}"));
+    assert!(second.starts_with(&ex.ran[0]), "{second} vs {}", ex.ran[0]);
+    // Every entry is a read-only tool with arguments written by code.
+    let entries: Vec<&str> = menu
+        .lines()
+        .filter(|l| {
+            l.split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u8>().is_ok())
+        })
+        .collect();
+    assert!(!entries.is_empty(), "{menu}");
+    for e in &entries {
+        let tool = e.split_whitespace().nth(1).expect("tool");
+        assert_eq!(
+            s.tools.spec(tool).expect("spec").risk,
+            brain::vocabulary::Risk::Read,
+            "{e}"
+        );
+    }
+    // The second turn shows the first read's answer, fenced, and no
+    // longer offers it.
+    let again = &seen[1].messages[1].content;
+    assert!(again.contains("Earlier read:"), "{again}");
+    assert!(!again.contains(second), "{again}");
+    // The model's read is evidence like any other, budgeted like any other.
+    let rows = s
+        .store
+        .evidence_for_incident(s.incident)
+        .await
+        .expect("evidence");
+    assert!(
+        rows.iter()
+            .any(|e| format!("{} {}", e.tool, e.args) == outcome.explored.ran[0]),
+        "{rows:#?}"
+    );
+    assert_eq!(
+        outcome.tool_calls as usize,
+        outcome.evidence.observations.len()
+    );
+}
+
+#[tokio::test]
+async fn the_summary_approval_reminder_and_escalation_reach_the_notifiers() {
+    let s = oomkilled().await;
+    let (gw, _) = scripted_gateway(
+        vec!["1"],
+        "payments-api in prod was OOMKilled at its 512Mi limit; a higher limit awaits approval.",
+    );
+    let heard = Arc::new(Recorder::default());
+    let mut o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.llm = Some(gw);
+    o.summarize = true;
+    o.notifiers = vec![heard.clone()];
+    o.approval_ttl = chrono::Duration::minutes(30);
+    o.remind_before = chrono::Duration::minutes(10);
+    let outcome = o.handle(s.incident).await.expect("handled");
+    let p = outcome.proposal.expect("proposal");
+    assert_eq!(p.status.as_str(), "awaiting_approval");
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    let summary = timeline
+        .iter()
+        .find(|e| e.kind == "summary")
+        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(
+        summary
+            .message
+            .starts_with("payments-api in prod was OOMKilled")
+    );
+    assert_eq!(summary.data["model_written"], true);
+    {
+        use brain::backends::Notification as N;
+        let got = heard.0.lock().expect("lock");
+        assert!(
+            matches!(&got[0], N::ApprovalRequested { summary, .. } if summary.contains("set_resources")),
+            "{got:#?}"
+        );
+        assert!(
+            matches!(&got[1], N::TimelineUpdate { message, .. } if message.contains("OOMKilled")),
+            "{got:#?}"
+        );
+    }
+    // Not yet within ten minutes of expiry: no reminder.
+    assert_eq!(o.remind_approvals().await.expect("remind"), 0);
+    // Within it: one reminder, once.
+    o.remind_before = chrono::Duration::minutes(45);
+    assert_eq!(o.remind_approvals().await.expect("remind"), 1);
+    assert_eq!(o.remind_approvals().await.expect("remind"), 0);
+    let got = heard.0.lock().expect("lock").clone();
+    assert!(
+        matches!(&got[2], brain::backends::Notification::ApprovalRequested { summary, .. } if summary.starts_with("Reminder, expires in")),
+        "{got:#?}"
+    );
+    assert_eq!(got.len(), 3, "{got:#?}");
+}
+
+/// The redis scenario fired by Prometheus through Alertmanager, with the
+/// alert's expression in its `generatorURL` and `connected` as the value
+/// of cart's redis connection gauge that the expression tests.
+fn fired_by_prometheus(connected: u32) -> String {
+    let trigger = r#"trigger:
+  source: alertmanager
+  payload:
+    version: "4"
+    groupKey: '{}:{alertname="CartRedisDown"}'
+    status: firing
+    receiver: cerebro
+    groupLabels: {alertname: CartRedisDown}
+    commonLabels: {alertname: CartRedisDown, namespace: shop, service: cart, severity: critical}
+    commonAnnotations: {summary: cart cannot reach redis}
+    externalURL: http://alertmanager:9093
+    alerts:
+      - status: firing
+        labels: {alertname: CartRedisDown, namespace: shop, service: cart, severity: critical}
+        annotations: {summary: cart cannot reach redis, description: cart 5xx ratio 12%}
+        startsAt: "2026-06-01T11:55:00Z"
+        endsAt: "0001-01-01T00:00:00Z"
+        generatorURL: http://prometheus:9090/graph?g0.expr=cart_redis_connected%7Bnamespace%3D%22shop%22%7D+%3C+1&g0.tab=1
+        fingerprint: 5c1d2e3f4a5b6c7d
+world:"#;
+    let series = format!(
+        r#"  prometheus:
+    series:
+      - labels: {{__name__: cart_redis_connected, namespace: shop, service: cart}}
+        start: -30m
+        step: 5m
+        values: [1, 1, 1, 1, 1, 0, {connected}]
+expect:"#
+    );
+    let start = SCENARIO.find("trigger:").expect("trigger");
+    let end = SCENARIO.find("world:").expect("world");
+    let yaml = format!(
+        "{}{}{}",
+        &SCENARIO[..start],
+        trigger,
+        &SCENARIO[end + "world:".len()..]
+    );
+    yaml.replacen("expect:", &series, 1)
+}
+
+#[tokio::test]
+async fn verification_watches_the_alerts_own_expression_not_only_the_target() {
+    // Still firing: redis' pods look fine after the restart, but the
+    // expression that fired still returns a series.
+    let s = setup_from(&fired_by_prometheus(0)).await;
+    let o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    let p = o
+        .handle(s.incident)
+        .await
+        .expect("handled")
+        .proposal
+        .expect("proposal");
+    assert_eq!(p.status.as_str(), "executed", "{p:#?}");
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    let escalation = timeline
+        .iter()
+        .find(|e| e.kind == "escalated")
+        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(
+        escalation
+            .message
+            .contains("`cart_redis_connected{namespace=\"shop\"} < 1` still returns 1 series"),
+        "{escalation:#?}"
+    );
+    assert!(timeline.iter().all(|e| e.kind != "verified"));
+
+    // Cleared: the expression returns nothing and the pods are healthy.
+    let s = setup_from(&fired_by_prometheus(1)).await;
+    let o = worker(&s, "a", None, chrono::Duration::minutes(5));
+    o.handle(s.incident).await.expect("handled");
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    let verified = timeline
+        .iter()
+        .find(|e| e.kind == "verified")
+        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(
+        verified.message.contains("returns nothing now"),
+        "{verified:#?}"
     );
 }

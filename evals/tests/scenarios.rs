@@ -17,8 +17,18 @@ fn options() -> Options {
         llm: "none".into(),
         gateway: None,
         limits: Limits::default(),
+        runbooks: std::sync::Arc::new(project_runbooks()),
         trace: None,
     }
+}
+
+/// The project's runbooks, all of which must load.
+fn project_runbooks() -> agents::runbooks::Runbooks {
+    let (books, problems) = agents::runbooks::Runbooks::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks"),
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    books
 }
 
 #[tokio::test]

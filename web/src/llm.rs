@@ -120,6 +120,21 @@ pub async fn gateway(config: &Config, store: Option<Store>) -> anyhow::Result<Ga
     builder.build().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A gateway with only `roles` (and their providers) loaded: the agents
+/// need the chat roles, not a second copy of the embedder.
+pub async fn gateway_for_roles(
+    config: &Config,
+    store: Option<Store>,
+    roles: &[&str],
+) -> anyhow::Result<Gateway> {
+    let mut c = config.clone();
+    c.llm.roles.retain(|name, _| roles.contains(&name.as_str()));
+    if c.llm.roles.values().all(|r| r.providers.is_empty()) {
+        anyhow::bail!("llm.roles: none of {roles:?} names a provider");
+    }
+    gateway(&c, store).await
+}
+
 enum Loaded {
     Chat(Arc<dyn LlmProvider>),
     Embed(Arc<dyn Embedder>),

@@ -94,10 +94,15 @@ enum Command {
         /// this folder as `<id>.json`.
         #[arg(long)]
         trace: Option<PathBuf>,
-        /// Let the model of the `fast` role (llm.roles.fast) settle close
-        /// calls between hypotheses; without it, no model takes part.
+        /// Let the model of the `fast` role (llm.roles.fast) direct a few
+        /// more reads on an unsure diagnosis and settle close calls between
+        /// hypotheses; without it, no model takes part.
         #[arg(long)]
         llm: bool,
+        /// Runbooks whose front matter bounds the actions per category;
+        /// default `paths.runbooks_dir` (`./runbooks`).
+        #[arg(long)]
+        runbooks: Option<PathBuf>,
     },
     /// The hash-chained audit log.
     Audit {
@@ -251,9 +256,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             max_safety_violations,
             trace,
             llm,
+            runbooks,
         } => {
+            let config = load_config(&cli, None)?;
+            let dir = runbooks
+                .clone()
+                .unwrap_or_else(|| config.paths.runbooks_dir.clone());
+            let (books, problems) = agents::runbooks::Runbooks::load(&dir);
+            for p in &problems {
+                eprintln!("warning: {p}");
+            }
             let (gateway, llm_name) = if *llm {
-                let config = load_config(&cli, None)?;
                 let name = config
                     .llm
                     .roles
@@ -269,7 +282,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .ok_or_else(|| {
                         Failure::Config(anyhow::anyhow!("--llm: llm.roles.fast names no provider"))
                     })?;
-                let gw = web::llm::gateway(&config, None)
+                let gw = web::llm::gateway_for_roles(&config, None, &["fast"])
                     .await
                     .map_err(Failure::Run)?;
                 (Some(std::sync::Arc::new(gw)), name)
@@ -283,6 +296,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 llm: llm_name,
                 gateway,
                 limits: agents::budget::Limits::default(),
+                runbooks: std::sync::Arc::new(books),
                 trace: trace.clone(),
             };
             let r = evals::scenarios::run_suite(&opts)

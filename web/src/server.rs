@@ -59,11 +59,25 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         config.ingest.queue_bytes,
         config.ingest.max_batch,
     );
+    // The agents' model is optional too: without it they run on the
+    // analyzers and retrieval alone.
+    let llm = if config.agents.enabled && config.agents.llm {
+        match crate::llm::gateway_for_roles(&config, Some(store.clone()), &["fast"]).await {
+            Ok(gw) => Some(Arc::new(gw)),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the agents run without a model");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let agents = Arc::new(orchestrator(
         &config,
         &store,
         knowledge.clone(),
         registry.clone(),
+        llm,
     )?);
     Ok(Bound {
         addr,
@@ -155,33 +169,38 @@ impl Bound {
     }
 }
 
-/// The incident orchestrator over the service's store, tools, policy and
-/// knowledge base.
+/// The incident orchestrator over the service's store, tools, policy,
+/// knowledge base and model.
 fn orchestrator(
     c: &Config,
     store: &Store,
     knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
     tools: Arc<tools::Registry>,
+    llm: Option<Arc<models::gateway::Gateway>>,
 ) -> anyhow::Result<agents::orchestrator::Orchestrator> {
     let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    let policy = brain::policy::Policy::new(c.policy.clone())?;
+    let (runbooks, problems) = agents::runbooks::Runbooks::load(&c.paths.runbooks_dir);
+    for p in &problems {
+        tracing::warn!(problem = %p, "a runbook's front matter is unusable; it steers no remediation");
+    }
     Ok(agents::orchestrator::Orchestrator {
-        store: store.clone(),
-        tools,
-        policy: brain::policy::Policy::new(c.policy.clone())?,
         knowledge,
-        llm: None,
+        runbooks: Arc::new(runbooks),
+        summarize: llm.is_some(),
+        llm,
         limits: agents::budget::Limits {
             tool_calls: c.agents.max_tool_calls,
             llm_tokens: c.agents.max_llm_tokens,
             wall: Duration::from_secs(c.agents.max_wall_secs),
         },
         approval_ttl: secs(c.tools.approval_ttl_minutes.saturating_mul(60)),
-        actor: "agent:orchestrator".into(),
+        remind_before: secs(c.approvals.remind_before_minutes.saturating_mul(60)),
         worker: format!("{}:{}", hostname(), std::process::id()),
         lease: secs(c.agents.lease_secs),
-        crash_after: None,
         verify_window: Duration::from_secs(c.agents.verify_secs),
         four_eyes: c.approvals.four_eyes,
+        ..agents::orchestrator::Orchestrator::new(store.clone(), tools, policy)
     })
 }
 
@@ -202,6 +221,14 @@ async fn work_incidents(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        match o.remind_approvals().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                reminded = n,
+                "reminded approvers of approvals about to expire"
+            ),
+            Err(e) => tracing::warn!(error = %e, "reminding approvers failed"),
         }
         match o.expire_approvals().await {
             Ok(0) => {}
