@@ -13,11 +13,11 @@
 use crate::budget::Budget;
 use crate::diagnostician::Findings;
 use crate::investigator::{Evidence, Observation};
-use crate::ranker::fence;
-use brain::backends::{ChatRequest, Message, ResponseFormat, Role};
+use crate::ranker::{choose, fence};
+use brain::backends::{Message, Role};
 use brain::ids::IncidentId;
 use brain::vocabulary::Risk;
-use models::gateway::{CallContext, Gateway};
+use models::gateway::Gateway;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -195,9 +195,6 @@ pub async fn explore(
 ) -> Explored {
     let mut out = Explored::default();
     let mut shown: Vec<String> = Vec::new();
-    let ctx = CallContext {
-        incident: Some(incident),
-    };
     for _ in 0..ROUNDS {
         let options = menu(ev, tools);
         if options.is_empty() || !budget.fits_optional(TURN_TOKENS) {
@@ -205,44 +202,25 @@ pub async fn explore(
         }
         let mut choices: Vec<String> = (1..=options.len()).map(|i| i.to_string()).collect();
         choices.push("none".into());
-        let req = ChatRequest {
-            messages: prompt(ev, f, &options, &shown),
-            format: ResponseFormat::JsonSchema {
-                schema: json!({
-                    "type": "object",
-                    "properties": {"choice": {"type": "string", "enum": choices}},
-                    "required": ["choice"],
-                    "additionalProperties": false
-                }),
-            },
-            max_tokens: Some(16),
-            temperature: Some(0.0),
-            ..ChatRequest::default()
-        };
         out.calls += 1;
-        let r = match gw.chat("fast", &ctx, req).await {
-            Ok(r) => r,
+        let c = match choose(gw, incident, prompt(ev, f, &options, &shown), &choices).await {
+            Ok(c) => c,
             Err(e) => {
                 out.error = Some(e.to_string());
                 break;
             }
         };
-        out.tokens_in += r.usage.input_tokens;
-        out.tokens_out += r.usage.output_tokens;
-        budget.spend_tokens(r.usage.input_tokens + r.usage.output_tokens);
-        let choice = models::structured::parse_json_answer(&r.content)
-            .ok()
-            .and_then(|v| v["choice"].as_str().map(str::to_owned));
-        let pick = match choice.as_deref() {
+        let spent = c.usage.input_tokens + c.usage.output_tokens;
+        out.tokens_in += c.usage.input_tokens;
+        out.tokens_out += c.usage.output_tokens;
+        budget.spend_tokens(spent);
+        let pick = match c.choice.as_deref() {
             Some("none") => break,
-            Some(c) => c
-                .parse::<usize>()
-                .ok()
-                .filter(|i| (1..=options.len()).contains(i)),
+            Some(n) => n.parse::<usize>().ok(),
             None => None,
         };
         let Some(i) = pick else {
-            out.error = Some(format!("unusable answer {:?}", r.content));
+            out.error = Some(format!("unusable answer {:?}", c.content));
             break;
         };
         let read = &options[i - 1];

@@ -88,8 +88,52 @@ pub async fn rank(gw: &Gateway, incident: IncidentId, ev: &Evidence, f: &mut Fin
     }
     let n = f.ranked.len().min(SHOWN);
     let choices: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    out.calls = 1;
+    match choose(gw, incident, prompt(ev, f), &choices).await {
+        Ok(c) => {
+            out.tokens_in = c.usage.input_tokens;
+            out.tokens_out = c.usage.output_tokens;
+            let pick = c
+                .choice
+                .and_then(|c| c.parse::<usize>().ok())
+                .map(|c| c - 1);
+            if let Some(i) = pick {
+                out.picked = Some(i);
+                f.ranked[i].score += BONUS;
+                f.ranked.sort_by(|a, b| {
+                    b.score
+                        .total_cmp(&a.score)
+                        .then_with(|| a.component.cmp(&b.component))
+                });
+                f.confidence = crate::diagnostician::confidence(&f.ranked);
+            } else {
+                out.error = Some(format!("unusable answer {:?}", c.content));
+            }
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
+}
+
+/// A constrained answer: one of the offered choices, or none when the
+/// model's answer is not one of them.
+pub(crate) struct Choice {
+    pub choice: Option<String>,
+    pub usage: Usage,
+    /// The answer as given, for the error when it is unusable.
+    pub content: String,
+}
+
+/// Ask the `fast` role for `{"choice": ...}` constrained to `choices`
+/// (a few tokens: the critical path never waits on prose).
+pub(crate) async fn choose(
+    gw: &Gateway,
+    incident: IncidentId,
+    messages: Vec<Message>,
+    choices: &[String],
+) -> Result<Choice, brain::backends::LlmError> {
     let req = ChatRequest {
-        messages: prompt(ev, f),
+        messages,
         format: ResponseFormat::JsonSchema {
             schema: json!({
                 "type": "object",
@@ -102,39 +146,19 @@ pub async fn rank(gw: &Gateway, incident: IncidentId, ev: &Evidence, f: &mut Fin
         temperature: Some(0.0),
         ..ChatRequest::default()
     };
-    out.calls = 1;
     let ctx = CallContext {
         incident: Some(incident),
     };
-    match gw.chat("fast", &ctx, req).await {
-        Ok(r) => {
-            let Usage {
-                input_tokens,
-                output_tokens,
-            } = r.usage;
-            out.tokens_in = input_tokens;
-            out.tokens_out = output_tokens;
-            let pick = models::structured::parse_json_answer(&r.content)
-                .ok()
-                .and_then(|v| v["choice"].as_str().and_then(|c| c.parse::<usize>().ok()))
-                .filter(|c| (1..=n).contains(c))
-                .map(|c| c - 1);
-            if let Some(i) = pick {
-                out.picked = Some(i);
-                f.ranked[i].score += BONUS;
-                f.ranked.sort_by(|a, b| {
-                    b.score
-                        .total_cmp(&a.score)
-                        .then_with(|| a.component.cmp(&b.component))
-                });
-                f.confidence = crate::diagnostician::confidence(&f.ranked);
-            } else {
-                out.error = Some(format!("unusable answer {:?}", r.content));
-            }
-        }
-        Err(e) => out.error = Some(e.to_string()),
-    }
-    out
+    let r = gw.chat("fast", &ctx, req).await?;
+    let choice = models::structured::parse_json_answer(&r.content)
+        .ok()
+        .and_then(|v| v["choice"].as_str().map(str::to_owned))
+        .filter(|c| choices.contains(c));
+    Ok(Choice {
+        choice,
+        usage: r.usage,
+        content: r.content,
+    })
 }
 
 #[cfg(test)]

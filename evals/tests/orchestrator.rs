@@ -108,6 +108,24 @@ async fn setup_from(yaml: &str) -> Setup {
     }
 }
 
+/// The incident's timeline and its first entry of `kind`; fails the test
+/// with the whole timeline when there is none.
+async fn first_event(
+    s: &Setup,
+    kind: &str,
+) -> (
+    Vec<brain::domain::TimelineEvent>,
+    brain::domain::TimelineEvent,
+) {
+    let timeline = s.store.timeline(s.incident).await.expect("timeline");
+    let event = timeline
+        .iter()
+        .find(|e| e.kind == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} entry: {timeline:#?}"));
+    (timeline, event)
+}
+
 fn worker(
     s: &Setup,
     name: &str,
@@ -382,11 +400,7 @@ async fn an_action_whose_target_does_not_recover_is_escalated() {
     let outcome = o.handle(s.incident).await.expect("handled");
     let p = outcome.proposal.expect("proposal");
     assert_eq!(p.status.as_str(), "executed", "{p:#?}");
-    let timeline = s.store.timeline(s.incident).await.expect("timeline");
-    let escalation = timeline
-        .iter()
-        .find(|e| e.kind == "escalated")
-        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    let (timeline, escalation) = first_event(&s, "escalated").await;
     assert!(
         escalation.message.contains("has not brought recovery"),
         "{escalation:#?}"
@@ -615,11 +629,7 @@ async fn the_summary_approval_reminder_and_escalation_reach_the_notifiers() {
     let outcome = o.handle(s.incident).await.expect("handled");
     let p = outcome.proposal.expect("proposal");
     assert_eq!(p.status.as_str(), "awaiting_approval");
-    let timeline = s.store.timeline(s.incident).await.expect("timeline");
-    let summary = timeline
-        .iter()
-        .find(|e| e.kind == "summary")
-        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    let (_, summary) = first_event(&s, "summary").await;
     assert!(
         summary
             .message
@@ -709,11 +719,7 @@ async fn verification_watches_the_alerts_own_expression_not_only_the_target() {
         .proposal
         .expect("proposal");
     assert_eq!(p.status.as_str(), "executed", "{p:#?}");
-    let timeline = s.store.timeline(s.incident).await.expect("timeline");
-    let escalation = timeline
-        .iter()
-        .find(|e| e.kind == "escalated")
-        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    let (timeline, escalation) = first_event(&s, "escalated").await;
     assert!(
         escalation
             .message
@@ -726,11 +732,7 @@ async fn verification_watches_the_alerts_own_expression_not_only_the_target() {
     let s = setup_from(&fired_by_prometheus(1)).await;
     let o = worker(&s, "a", None, chrono::Duration::minutes(5));
     o.handle(s.incident).await.expect("handled");
-    let timeline = s.store.timeline(s.incident).await.expect("timeline");
-    let verified = timeline
-        .iter()
-        .find(|e| e.kind == "verified")
-        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    let (_, verified) = first_event(&s, "verified").await;
     assert!(
         verified.message.contains("returns nothing now"),
         "{verified:#?}"
