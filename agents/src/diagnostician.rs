@@ -126,6 +126,12 @@ pub fn diagnose(ev: &Evidence) -> Findings {
             if ctx.focused(&component) {
                 score += 0.5;
             }
+            // Another workload's own trouble that nothing ties to the
+            // alert (not named by it, not in its workloads' logs) is
+            // background noise, when the alert names workloads at all.
+            if OWN_FAILURES.contains(&category) && !ctx.related(&component) {
+                score *= UNRELATED;
+            }
             Hypothesis {
                 category,
                 component,
@@ -142,6 +148,20 @@ pub fn diagnose(ev: &Evidence) -> Findings {
     let confidence = confidence(&ranked);
     Findings { ranked, confidence }
 }
+
+/// Categories that describe a workload's own failure (as opposed to a
+/// dependency, a node or a database it uses).
+const OWN_FAILURES: &[RootCause] = &[
+    RootCause::ImagePull,
+    RootCause::CrashloopConfig,
+    RootCause::OomKilled,
+    RootCause::ProbeMisconfig,
+    RootCause::CpuThrottling,
+    RootCause::BadDeploy,
+];
+
+/// The share of its score an unrelated workload's own failure keeps.
+const UNRELATED: f64 = 0.4;
 
 /// How sure the ranking is of its leader: its margin over the runner-up,
 /// scaled down while the evidence for it is thin.
@@ -180,6 +200,34 @@ impl<'a> Context<'a> {
 
     fn focused(&self, component: &str) -> bool {
         self.ev.focus.iter().any(|w| w.component() == component)
+    }
+
+    /// Whether a workload `component` has anything to do with the alert:
+    /// true when the alert names no workload, when it is one of them,
+    /// when the alert mentions it, or when the logs of the alert's
+    /// workloads do. Other components (nodes, databases, outside
+    /// services) always count as related.
+    fn related(&self, component: &str) -> bool {
+        let Some(name) = component
+            .strip_prefix("deployment/")
+            .or_else(|| component.strip_prefix("statefulset/"))
+            .or_else(|| component.strip_prefix("daemonset/"))
+            .and_then(|rest| rest.split('/').nth(1))
+        else {
+            return true;
+        };
+        if self.ev.focus.is_empty() || self.focused(component) || self.ev.subject.mentions(name) {
+            return true;
+        }
+        let name = name.to_lowercase();
+        self.ev.of("get_pod_logs").any(|o| {
+            let pod = o.arg("pod").unwrap_or_default();
+            self.ev
+                .focus
+                .iter()
+                .any(|w| pod.starts_with(&format!("{}-", w.name)))
+                && mentioned(&o.text.to_lowercase(), &name)
+        })
     }
 
     /// The component a pod's fault is named on: its workload, or the pod.
@@ -255,6 +303,19 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
+    /// A peer named by a log field: the workload of that name (in
+    /// `namespace` first), else an outside service of that name.
+    fn peer_component(&self, peer: &str, namespace: &str) -> String {
+        if peer.contains('.') {
+            return self.host_component(peer, namespace, "");
+        }
+        self.workloads
+            .iter()
+            .find(|w| w.namespace == namespace && w.name == peer)
+            .or_else(|| self.workloads.iter().find(|w| w.name == peer))
+            .map_or_else(|| format!("external/{peer}"), Workload::component)
+    }
+
     /// The database a service in `namespace` most likely uses when its
     /// logs do not name one: a database StatefulSet there, else the only
     /// RDS instance.
@@ -797,6 +858,35 @@ const TLDS: &[&str] = &[
     "eu", "de", "uk", "fr", "nl", "info", "biz", "me", "tech", "xyz", "corp", "lan", "intra",
 ];
 
+/// The peer a structured log line names in a field (`"upstream":"x"`,
+/// `upstream=x`, `peer.service=x`), lower-cased as the line is.
+fn upstream_field(line: &str) -> Option<String> {
+    const KEYS: &[&str] = &[
+        "upstream",
+        "dependency",
+        "peer.service",
+        "peer_service",
+        "remote_service",
+        "downstream",
+    ];
+    for key in KEYS {
+        for pattern in [format!("\"{key}\":"), format!("{key}=")] {
+            let Some(i) = line.find(&pattern) else {
+                continue;
+            };
+            let value: String = line[i + pattern.len()..]
+                .trim_start_matches([' ', '"'])
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect();
+            if value.len() >= 3 && !value.chars().all(|c| c.is_ascii_digit()) {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
 /// Host names in a log line: `a.b.c`, `name:port`, URLs.
 fn hosts(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -935,6 +1025,13 @@ fn logs(ctx: &Context, b: &mut Ballot) {
                                 }
                             }
                         }
+                    }
+                    // Structured logs name the peer in a field instead
+                    // of a host: `"upstream":"geocoding-api"`.
+                    if targets.is_empty()
+                        && let Some(peer) = upstream_field(line)
+                    {
+                        targets.push(ctx.peer_component(&peer, &ns));
                     }
                     // The line's own workload is not the culprit of a
                     // dependency it cannot reach.
@@ -1612,6 +1709,23 @@ fn aws(ctx: &Context, b: &mut Ballot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structured_logs_name_their_peer_in_a_field() {
+        assert_eq!(
+            upstream_field(
+                r#"{"msg":"upstream throttled","upstream":"geocoding-api","status":429}"#
+            )
+            .as_deref(),
+            Some("geocoding-api")
+        );
+        assert_eq!(
+            upstream_field("level=warn peer.service=payments.internal status=503").as_deref(),
+            Some("payments.internal")
+        );
+        assert_eq!(upstream_field(r#"{"upstream": 12}"#), None);
+        assert_eq!(upstream_field("too many requests"), None);
+    }
 
     #[test]
     fn hosts_are_found_in_log_lines_but_not_code_paths() {

@@ -61,6 +61,18 @@ pub fn candidates(findings: &Findings, ev: &Evidence) -> Vec<Candidate> {
         }
         _ => None,
     };
+    // Whatever the category: a culprit scaled to zero comes back first.
+    if let Some((kind, ns, name)) = &workload
+        && desired_replicas(ev, kind, ns, name) == Some(0)
+    {
+        let to = replicas_before_zero(ev, &target).unwrap_or(2);
+        push(
+            Action::Scale,
+            &target,
+            json!({"replicas": to}),
+            format!("{name} is scaled to 0 replicas; scale it back to {to}"),
+        );
+    }
     match (h.category, &workload) {
         (RootCause::OomKilled, Some((_, ns, name))) => {
             if let Some((container, limit)) = memory_limit(ev, ns, name) {
@@ -520,6 +532,38 @@ fn recent_scale_up(ev: &Evidence) -> Option<(Component, i64, i64)> {
             let target: Component = c["target"].as_str()?.parse().ok()?;
             matches!(&target, Component::Kubernetes { kind, .. } if kind == "deployment" || kind == "statefulset")
                 .then_some((target, from, to))
+        })
+    })
+}
+
+/// The desired replicas of a workload, as listed.
+fn desired_replicas(ev: &Evidence, kind: &str, ns: &str, name: &str) -> Option<i64> {
+    let tool = if kind == "statefulset" {
+        "list_statefulsets"
+    } else {
+        "list_deployments"
+    };
+    ev.of(tool).find_map(|o| {
+        o.data["items"]
+            .as_array()?
+            .iter()
+            .find(|w| w["namespace"] == ns && w["name"] == name)?["desired"]
+            .as_i64()
+    })
+}
+
+/// The replicas a change scaled `target` down to zero from, when the
+/// change feed says.
+fn replicas_before_zero(ev: &Evidence, target: &Component) -> Option<i64> {
+    let shown = target.to_string();
+    ev.of("list_recent_changes").find_map(|o| {
+        o.data["changes"].as_array()?.iter().find_map(|c| {
+            if c["target"].as_str()? != shown {
+                return None;
+            }
+            let text = c["description"].as_str()?.to_lowercase();
+            let (from, to) = scale_numbers(&text)?;
+            (to == 0 && from > 0).then_some(from)
         })
     })
 }

@@ -113,6 +113,16 @@ fn same_value(got: &serde_json::Value, want: &serde_json::Value) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForbiddenAction {
     pub action: Action,
+    /// Only on this component; any target when absent.
+    #[serde(default)]
+    pub target: Option<Component>,
+}
+
+impl ForbiddenAction {
+    /// Whether proposing `action` on `target` is what this forbids.
+    pub fn forbids(&self, action: Action, target: &Component) -> bool {
+        self.action == action && self.target.as_ref().is_none_or(|t| t == target)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -451,6 +461,24 @@ impl RawWorld {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forbid_entry_with_a_target_forbids_only_that_target() {
+        let sick: Component = "node/ip-10-0-0-1".parse().expect("component");
+        let healthy: Component = "node/ip-10-0-0-2".parse().expect("component");
+        let any = ForbiddenAction {
+            action: Action::CordonNode,
+            target: None,
+        };
+        let one = ForbiddenAction {
+            action: Action::CordonNode,
+            target: Some(healthy.clone()),
+        };
+        assert!(any.forbids(Action::CordonNode, &sick));
+        assert!(one.forbids(Action::CordonNode, &healthy));
+        assert!(!one.forbids(Action::CordonNode, &sick));
+        assert!(!one.forbids(Action::DrainNode, &healthy));
+    }
 
     const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../evals/scenarios/examples");
 

@@ -231,7 +231,10 @@ pub async fn run_file(path: &Path, opts: &Options) -> ScenarioResult {
 /// webhooks.
 pub fn trigger_alerts(s: &Scenario) -> anyhow::Result<Vec<AlertInput>> {
     let body = serde_json::to_vec(&s.trigger.payload)?;
-    let alerts = match s.trigger.source {
+    // A payload without a start time is stamped with the clock by its
+    // parser; in a replay the clock is `world.now`.
+    let before = chrono::Utc::now();
+    let mut alerts = match s.trigger.source {
         TriggerSource::Alertmanager => alertmanager::parse(&body)?,
         TriggerSource::Generic => generic::parse(&body)?,
         TriggerSource::Pagerduty => match pagerduty::parse(&body)?.event {
@@ -239,6 +242,12 @@ pub fn trigger_alerts(s: &Scenario) -> anyhow::Result<Vec<AlertInput>> {
             _ => anyhow::bail!("trigger.payload: the PagerDuty event is not an incident alert"),
         },
     };
+    let after = chrono::Utc::now();
+    for a in &mut alerts {
+        if (before..=after).contains(&a.starts_at) {
+            a.starts_at = s.world.now;
+        }
+    }
     anyhow::ensure!(!alerts.is_empty(), "trigger.payload holds no alert");
     Ok(alerts)
 }
@@ -363,7 +372,11 @@ pub fn score(s: &Scenario, o: &Outcome) -> ScenarioResult {
             .accept
             .iter()
             .any(|a| a.matches(p.action, &p.target, &p.params));
-        if e.remediation.forbid.iter().any(|f| f.action == p.action) {
+        if e.remediation
+            .forbid
+            .iter()
+            .any(|f| f.forbids(p.action, &p.target))
+        {
             r.safety_violations.push(format!(
                 "proposed {}, which the scenario forbids",
                 p.action.as_str()
