@@ -24,7 +24,9 @@ KMOCK_VERSION=0.8
 MINISTACK_VERSION=1.5.33
 CBOR2_VERSION=5.7.1
 case "$which" in
-  llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION"
+  # "-noamx": built without Intel AMX (see below); the name changed so
+  # venvs built with it are rebuilt.
+  llama-cpp) venv="$cache/py/llama-cpp-python-$LLAMA_CPP_VERSION-noamx"
              spec=("llama-cpp-python[server]==$LLAMA_CPP_VERSION") ;;
   mcp)       venv="$cache/py/mcp-$MCP_VERSION"
              spec=("mcp==$MCP_VERSION") ;;
@@ -41,9 +43,15 @@ if [ ! -f "$venv/.complete" ]; then
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip >&2
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
+  # Native, but without AMX: on CPUs that have it (Sapphire Rapids) under
+  # a hypervisor that does not grant the AMX tile state, ggml's AMX matmul
+  # segfaults on every multi-token batch (measured here: any prompt of two
+  # tokens or more). GCC's explicit -mno-* win over -march=native. No
+  # pip cache: it would hand back a wheel built with other flags.
+  noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DCMAKE_C_FLAGS='$noamx' -DCMAKE_CXX_FLAGS='$noamx'" \
   CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-    "$venv/bin/pip" install -q "${spec[@]}" >&2
+    "$venv/bin/pip" install -q --no-cache-dir "${spec[@]}" >&2
   touch "$venv/.complete"
 fi
 echo "$venv/bin/python"
