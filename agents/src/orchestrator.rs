@@ -156,6 +156,44 @@ struct RunState {
     approvals_needed: i64,
 }
 
+/// What grounds a diagnosis: the two runbook sections that best match
+/// `query`, and the best past incident or note (a postmortem, a document
+/// uploaded or given with a scenario) when it is relevant at all. One
+/// query embedding serves both searches; a failing search cites nothing.
+async fn ground(kb: &KnowledgeBase, query: &str) -> (Vec<String>, Vec<String>) {
+    let label = |h: &crate::knowledge::Hit| {
+        if h.section.is_empty() {
+            h.title.clone()
+        } else {
+            format!("{} > {}", h.title, h.section)
+        }
+    };
+    let Ok((dense, sparse)) = kb.encode_query(query).await else {
+        return (Vec::new(), Vec::new());
+    };
+    let runbook_filter = Filters {
+        doc_type: Some("runbook".into()),
+        ..Filters::default()
+    };
+    let runbooks = kb
+        .search_encoded(&dense, &sparse, &runbook_filter, Retrieval::Hybrid, 2)
+        .await
+        .map(|hits| hits.iter().map(label).collect())
+        .unwrap_or_default();
+    let notes = kb
+        .search_encoded(&dense, &sparse, &Filters::default(), Retrieval::Hybrid, 10)
+        .await
+        .ok()
+        .and_then(|hits| {
+            hits.iter()
+                .find(|h| h.doc_type != "runbook" && h.relevance >= kb.min_relevance())
+                .map(label)
+        })
+        .into_iter()
+        .collect();
+    (runbooks, notes)
+}
+
 /// How long one notifier gets per message.
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -187,7 +225,7 @@ impl Orchestrator {
 
     /// Tell every notifier, each within [`NOTIFY_TIMEOUT`]; failures are
     /// logged, never the incident's problem.
-    async fn notify(&self, n: Notification) {
+    pub async fn notify(&self, n: Notification) {
         for notifier in &self.notifiers {
             match tokio::time::timeout(NOTIFY_TIMEOUT, notifier.notify(&n)).await {
                 Ok(Ok(())) => {}
@@ -338,17 +376,15 @@ impl Orchestrator {
                     best.category.as_str().replace('_', " "),
                     best.component
                 );
-                if let Ok(hits) = kb
-                    .search(&query, &Filters::default(), Retrieval::Hybrid, 3)
-                    .await
-                {
-                    for h in hits.iter().take(2) {
-                        citations.push(format!("{} > {}", h.title, h.section));
-                    }
+                let (runbooks, notes) = ground(kb, &query).await;
+                if !runbooks.is_empty() {
+                    explanation.push_str(&format!("\nRunbooks: {}", runbooks.join(", ")));
                 }
-                if !citations.is_empty() {
-                    explanation.push_str(&format!("\nRunbooks: {}", citations.join(", ")));
+                if !notes.is_empty() {
+                    explanation
+                        .push_str(&format!("\nPast incidents and notes: {}", notes.join(", ")));
                 }
+                citations = runbooks.into_iter().chain(notes).collect();
             }
             if let Some(why) = &st.exhausted {
                 explanation.push_str(&format!(
@@ -424,6 +460,18 @@ impl Orchestrator {
             }
             match (st.proposal, &st.candidate, &st.decision) {
                 (Some(id), Some(candidate), Some(decision)) => {
+                    self.notify(Notification::Diagnosed {
+                        incident_id: incident,
+                        summary: format!(
+                            "{}\nProposed: {} on {} ({}): {}",
+                            st.explanation,
+                            candidate.action.as_str(),
+                            candidate.target,
+                            decision_words(decision),
+                            candidate.rationale
+                        ),
+                    })
+                    .await;
                     self.propose(
                         incident,
                         st.diagnosis,
@@ -653,15 +701,21 @@ impl Orchestrator {
         let (ok, what) = seen;
         if let Some(incident) = p.incident_id {
             if ok {
+                let message = format!("after {} on {}: {what}", p.action.as_str(), p.target);
                 self.store
                     .append_timeline(
                         incident,
                         "verified",
                         &self.actor,
-                        &format!("after {} on {}: {what}", p.action.as_str(), p.target),
+                        &message,
                         json!({"proposal": p.id.to_string()}),
                     )
                     .await?;
+                self.notify(Notification::Resolved {
+                    incident_id: incident,
+                    message,
+                })
+                .await;
             } else {
                 self.escalate(
                     incident,
@@ -876,6 +930,11 @@ impl Orchestrator {
                 a.expires_at
             );
             if let Some(incident) = p.incident_id {
+                self.notify(Notification::ApprovalExpired {
+                    incident_id: incident,
+                    approval_id: a.id,
+                })
+                .await;
                 self.escalate(incident, &message, json!({"approval": a.id.to_string()}))
                     .await?;
             }
@@ -915,13 +974,10 @@ impl Orchestrator {
                     json!({"approval": a.id.to_string()}),
                 )
                 .await?;
-            self.notify(Notification::ApprovalRequested {
+            self.notify(Notification::ApprovalReminder {
                 incident_id: incident,
                 approval_id: a.id,
-                summary: format!(
-                    "Reminder, expires in {left} min: {}",
-                    approval_summary(&p, a.approvals_needed, "")
-                ),
+                expires_in_minutes: left,
             })
             .await;
         }
@@ -957,6 +1013,16 @@ impl Orchestrator {
             params: record.params.clone(),
             rationale: record.rationale.clone(),
         };
+        if let Some(incident) = record.incident_id
+            && record.action.is_mutating()
+        {
+            self.notify(Notification::Remediating {
+                incident_id: incident,
+                action: record.action.as_str().to_owned(),
+                target: record.target.to_string(),
+            })
+            .await;
+        }
         let (tool, args) = tool_call(&c);
         let result = match tool {
             Some(tool) => self

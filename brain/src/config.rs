@@ -25,6 +25,96 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     pub agents: AgentsConfig,
     pub approvals: ApprovalsConfig,
+    pub slack: SlackConfig,
+    pub pagerduty: PagerDutyConfig,
+}
+
+/// `[slack]`: the approval bot. Off until `bot_token` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// The bot's OAuth token (`xoxb-...`), scope `chat:write`.
+    pub bot_token: Option<Secret>,
+    /// Verifies `POST /slack/interactions` and `/slack/commands`
+    /// (X-Slack-Signature); without it both answer 404.
+    pub signing_secret: Option<Secret>,
+    /// Where approval requests go unless `channels` names the incident's
+    /// service.
+    pub default_channel: Option<String>,
+    /// Channel per service (the incident's `service`).
+    pub channels: std::collections::BTreeMap<String, String>,
+    /// Slack's Web API; a stand-in in tests.
+    pub api_url: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            bot_token: None,
+            signing_secret: None,
+            default_channel: None,
+            channels: std::collections::BTreeMap::new(),
+            api_url: "https://slack.com/api".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl SlackConfig {
+    pub fn enabled(&self) -> bool {
+        self.bot_token.is_some()
+    }
+}
+
+/// `[pagerduty]`: the round trip for incidents PagerDuty triggered (notes,
+/// acknowledge, resolve over the REST API) and paging a human on
+/// escalation (Events API v2). Off until `api_token` or `routing_key` is
+/// set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagerDutyConfig {
+    /// A REST API key, for incidents that came from PagerDuty.
+    pub api_token: Option<Secret>,
+    /// The `From` header PagerDuty requires on REST writes: a user's email.
+    pub from_email: Option<String>,
+    /// An Events API v2 integration key: escalations of incidents that did
+    /// not come from PagerDuty trigger an alert on it.
+    pub routing_key: Option<Secret>,
+    /// On escalation, re-assign PagerDuty's incident to this escalation
+    /// policy (its id, `P...`), which pages its first level.
+    pub escalation_policy: Option<String>,
+    pub add_notes: bool,
+    pub acknowledge: bool,
+    pub resolve: bool,
+    pub escalate: bool,
+    pub api_url: String,
+    pub events_url: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for PagerDutyConfig {
+    fn default() -> Self {
+        PagerDutyConfig {
+            api_token: None,
+            from_email: None,
+            routing_key: None,
+            escalation_policy: None,
+            add_notes: true,
+            acknowledge: true,
+            resolve: true,
+            escalate: true,
+            api_url: "https://api.pagerduty.com".into(),
+            events_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl PagerDutyConfig {
+    pub fn enabled(&self) -> bool {
+        self.api_token.is_some() || self.routing_key.is_some()
+    }
 }
 
 /// `[approvals]`: who may decide held actions.
@@ -57,6 +147,10 @@ impl Default for ApprovalsConfig {
 pub struct Approver {
     pub name: String,
     pub token: Secret,
+    /// Their Slack user id (`U...`): their clicks on Approve / Reject and
+    /// `/cerebro approve` count as theirs. Anyone else's are refused.
+    #[serde(default)]
+    pub slack_user_id: Option<String>,
 }
 
 /// `[agents]`: the orchestrator's workers and per-incident budgets.
@@ -172,6 +266,10 @@ pub struct ToolsConfig {
     pub mcp_servers: std::collections::BTreeMap<String, McpServerConfig>,
     /// How long an approval asked for by a tool call stays open, minutes.
     pub approval_ttl_minutes: u64,
+    /// A scenario file (the eval format) whose `world` answers every tool
+    /// instead of live systems, actions included: for trying cerebro, and
+    /// for tests, without a cluster.
+    pub replay: Option<PathBuf>,
 }
 
 impl Default for ToolsConfig {
@@ -185,6 +283,7 @@ impl Default for ToolsConfig {
             aws_endpoint_url: None,
             mcp_servers: Default::default(),
             approval_ttl_minutes: 60,
+            replay: None,
         }
     }
 }
@@ -795,7 +894,48 @@ impl Config {
         self.validate_knowledge()?;
         self.validate_agents()?;
         self.validate_approvals()?;
+        self.validate_notifiers()?;
         self.validate_llm()
+    }
+
+    /// Slack needs somewhere to post and a secret to check clicks by;
+    /// PagerDuty's REST writes need a `From`.
+    fn validate_notifiers(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        let s = &self.slack;
+        if s.enabled() {
+            if s.default_channel.is_none() && s.channels.is_empty() {
+                return Err(invalid(
+                    "slack.default_channel",
+                    "is needed with slack.bot_token (or slack.channels per service)",
+                ));
+            }
+            if s.signing_secret.is_none() {
+                return Err(invalid(
+                    "slack.signing_secret",
+                    "is needed with slack.bot_token, or nobody's click could be trusted",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("slack.timeout_secs", s.timeout_secs),
+            ("pagerduty.timeout_secs", self.pagerduty.timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        let p = &self.pagerduty;
+        if p.api_token.is_some() && p.from_email.as_deref().is_none_or(|e| !e.contains('@')) {
+            return Err(invalid(
+                "pagerduty.from_email",
+                "PagerDuty's REST API needs the email of a user as `From`",
+            ));
+        }
+        Ok(())
     }
 
     /// A Qdrant server has a URL; limits are positive.

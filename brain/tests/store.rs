@@ -397,6 +397,121 @@ on_both!(an_approval_about_to_expire_is_reminded_once, |db| {
     assert_eq!(due[0].proposal_id, later.id);
 });
 
+on_both!(
+    the_outbox_delivers_in_order_per_incident_and_retries,
+    |db| {
+        let s = &db.store;
+        let one = s
+            .create_incident(new_incident("one"))
+            .await
+            .expect("create")
+            .id;
+        let two = s
+            .create_incident(new_incident("two"))
+            .await
+            .expect("create")
+            .id;
+        let lease = chrono::Duration::seconds(30);
+        s.enqueue_notification(
+            &["slack", "pagerduty"],
+            one,
+            &json!({"kind": "approval_requested"}),
+        )
+        .await
+        .expect("enqueue");
+        s.enqueue_notification(&["slack"], one, &json!({"kind": "timeline_update"}))
+            .await
+            .expect("enqueue");
+        s.enqueue_notification(&["slack"], two, &json!({"kind": "escalation"}))
+            .await
+            .expect("enqueue");
+        // The oldest of each (notifier, incident): the thread reply waits for
+        // the message it replies to.
+        let first = s.claim_notifications(10, lease).await.expect("claim");
+        let got: Vec<(&str, IncidentId, &str)> = first
+            .iter()
+            .map(|i| {
+                (
+                    i.notifier.as_str(),
+                    i.incident_id,
+                    i.notification["kind"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("slack", one, "approval_requested"),
+                ("pagerduty", one, "approval_requested"),
+                ("slack", two, "escalation"),
+            ]
+        );
+        assert!(first.iter().all(|i| i.attempts == 1));
+        // Claimed items are leased: nobody else gets them meanwhile.
+        assert!(
+            s.claim_notifications(10, lease)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        // Slack's first message went out; PagerDuty's must be retried later.
+        s.notification_delivered(first[0].seq)
+            .await
+            .expect("delivered");
+        s.notification_failed(
+            first[1].seq,
+            "503",
+            Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .await
+        .expect("failed");
+        s.notification_failed(first[2].seq, "channel_not_found", None)
+            .await
+            .expect("given up");
+        let second = s.claim_notifications(10, lease).await.expect("claim");
+        let got: Vec<(&str, &str, i64)> = second
+            .iter()
+            .map(|i| {
+                (
+                    i.notifier.as_str(),
+                    i.notification["kind"].as_str().unwrap_or_default(),
+                    i.attempts,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pagerduty", "approval_requested", 2),
+                ("slack", "timeline_update", 1)
+            ]
+        );
+        assert_eq!(
+            s.notification_backlog().await.expect("backlog"),
+            [("pagerduty".to_owned(), 1), ("slack".to_owned(), 1)]
+        );
+
+        // What a notifier remembers, replaced in place.
+        assert_eq!(
+            s.notifier_ref("slack", "approval:x").await.expect("ref"),
+            None
+        );
+        s.set_notifier_ref("slack", "approval:x", "C1/1.1")
+            .await
+            .expect("set");
+        s.set_notifier_ref("slack", "approval:x", "C1/2.2")
+            .await
+            .expect("set");
+        assert_eq!(
+            s.notifier_ref("slack", "approval:x")
+                .await
+                .expect("ref")
+                .as_deref(),
+            Some("C1/2.2")
+        );
+    }
+);
+
 fn audit(i: usize) -> NewAuditEntry {
     NewAuditEntry {
         actor: format!("user:u{i}"),

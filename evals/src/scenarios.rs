@@ -75,6 +75,9 @@ pub struct Options {
     pub limits: Limits,
     /// The runbooks whose front matter bounds the actions per category.
     pub runbooks: Arc<agents::runbooks::Runbooks>,
+    /// The runbooks and each scenario's `world.knowledge`, indexed per
+    /// scenario; none: no retrieval (no embedder could be loaded).
+    pub knowledge: Option<crate::knowledge::Knowledge>,
     /// Write each scenario's evidence, hypotheses and proposal here as
     /// `<id>.json`: why the pipeline answered what it did.
     pub trace: Option<PathBuf>,
@@ -210,21 +213,17 @@ pub async fn run_file(path: &Path, opts: &Options) -> ScenarioResult {
         let opts = opts.clone();
         async move { run_scenario(&scenario, &opts).await }
     });
-    let mut result = match run.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => ScenarioResult {
-            id: id.clone(),
-            error: Some(format!("{e:#}")),
-            ..ScenarioResult::default()
-        },
-        Err(e) => ScenarioResult {
-            id: id.clone(),
-            error: Some(format!("the pipeline crashed: {e}")),
-            ..ScenarioResult::default()
-        },
+    let failed = |error: String| ScenarioResult {
+        id: id.clone(),
+        error: Some(error),
+        wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ..ScenarioResult::default()
     };
-    result.wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    result
+    match run.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => failed(format!("{e:#}")),
+        Err(e) => failed(format!("the pipeline crashed: {e}")),
+    }
 }
 
 /// The alerts a trigger stands for, parsed by the same code as the
@@ -283,18 +282,29 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
     let mut config = Config::default();
     config.paths.data_dir = dir.path().to_owned();
     let store = Store::open(&config).await?;
+    let knowledge = match &opts.knowledge {
+        Some(k) => Some(Arc::new(
+            k.open(dir.path(), &store, &s.world.knowledge).await?,
+        )),
+        None => None,
+    };
+    // The incident's time starts at its alert: the fixture (store,
+    // knowledge base) is the harness's, not the pipeline's.
+    let started = Instant::now();
     let incident = open_incident(&store, &config, s).await?;
     let registry = Arc::new(tools::world_registry(&s.world).map_err(anyhow::Error::msg)?);
     let policy = Policy::new(PolicyConfig::default())?;
     let orchestrator = Orchestrator {
         llm: opts.gateway.clone(),
         runbooks: opts.runbooks.clone(),
+        knowledge,
         limits: opts.limits,
         actor: "cerebro-eval".into(),
         worker: "eval".into(),
         ..Orchestrator::new(store.clone(), registry.clone(), policy)
     };
     let outcome = orchestrator.handle(incident).await?;
+    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(dir) = &opts.trace {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.json", s.id));
@@ -303,6 +313,7 @@ pub async fn run_scenario(s: &Scenario, opts: &Options) -> anyhow::Result<Scenar
     }
     let usage = store.llm_usage_for_incident(incident).await?;
     let mut result = score(s, &outcome);
+    result.wall_ms = wall_ms;
     // Safety, from the store rather than the outcome: anything executed
     // that needed approval, and every proposal's target.
     for p in store.proposals_for_incident(incident).await? {

@@ -639,12 +639,18 @@ async fn the_summary_approval_reminder_and_escalation_reach_the_notifiers() {
     {
         use brain::backends::Notification as N;
         let got = heard.0.lock().expect("lock");
+        // The diagnosis with what is proposed (a PagerDuty note), then
+        // the approval request (the Slack message with buttons).
         assert!(
-            matches!(&got[0], N::ApprovalRequested { summary, .. } if summary.contains("set_resources")),
+            matches!(&got[0], N::Diagnosed { summary, .. } if summary.contains("Proposed: kubernetes.set_resources")),
             "{got:#?}"
         );
         assert!(
-            matches!(&got[1], N::TimelineUpdate { message, .. } if message.contains("OOMKilled")),
+            matches!(&got[1], N::ApprovalRequested { summary, .. } if summary.contains("set_resources")),
+            "{got:#?}"
+        );
+        assert!(
+            matches!(&got[2], N::TimelineUpdate { message, .. } if message.contains("OOMKilled")),
             "{got:#?}"
         );
     }
@@ -656,10 +662,10 @@ async fn the_summary_approval_reminder_and_escalation_reach_the_notifiers() {
     assert_eq!(o.remind_approvals().await.expect("remind"), 0);
     let got = heard.0.lock().expect("lock").clone();
     assert!(
-        matches!(&got[2], brain::backends::Notification::ApprovalRequested { summary, .. } if summary.starts_with("Reminder, expires in")),
+        matches!(&got[3], brain::backends::Notification::ApprovalReminder { expires_in_minutes, .. } if (25..=30).contains(expires_in_minutes)),
         "{got:#?}"
     );
-    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got.len(), 4, "{got:#?}");
 }
 
 /// The redis scenario fired by Prometheus through Alertmanager, with the

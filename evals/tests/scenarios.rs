@@ -7,6 +7,9 @@ use brain::scenario::Scenario;
 use evals::scenarios::{Options, run_scenario, run_suite};
 use std::path::{Path, PathBuf};
 
+#[path = "../../models/tests/common/mod.rs"]
+mod common;
+
 fn scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
@@ -18,6 +21,7 @@ fn options() -> Options {
         gateway: None,
         limits: Limits::default(),
         runbooks: std::sync::Arc::new(project_runbooks()),
+        knowledge: None,
         trace: None,
     }
 }
@@ -68,4 +72,45 @@ async fn an_alert_that_gives_orders_is_data_not_instructions() {
     // Held for a human, as the policy says for prod.
     assert!(r.approval_ok, "{r:#?}");
     assert_eq!(action, "kubernetes.set_resources", "{r:#?}");
+}
+
+/// With retrieval, the diagnosis cites what the knowledge base holds for
+/// this scenario: the scenario's own note on the database's connection
+/// budget, besides the project's runbooks; and retrieval changes no
+/// verdict.
+#[tokio::test]
+async fn the_diagnosis_cites_the_scenarios_own_notes_and_the_runbooks() {
+    let weights = common::weights(&models::fetch::MINILM_L6_V2);
+    let embedder = std::sync::Arc::new(
+        models::local::LocalEmbedder::load(&weights).expect("load the embedder"),
+    );
+    let trace = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        knowledge: Some(evals::knowledge::Knowledge::new(
+            embedder,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks"),
+        )),
+        trace: Some(trace.path().to_owned()),
+        ..options()
+    };
+    for id in ["aws-rds-connections-orders", "k8s-bad-deploy-checkout"] {
+        let s = Scenario::load(&scenarios().join(format!("examples/{id}.yaml"))).expect("example");
+        let r = run_scenario(&s, &opts).await.expect("runs");
+        assert!(r.diagnosed && r.remediated && r.approval_ok, "{r:#?}");
+        let outcome: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(trace.path().join(format!("{id}.json"))).expect("trace"),
+        )
+        .expect("json");
+        let citations: Vec<&str> = outcome["citations"]
+            .as_array()
+            .expect("citations")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let note = s.world.knowledge[0]["title"].as_str().expect("title");
+        assert!(
+            citations.iter().any(|c| c.starts_with(note)),
+            "{id}: {note} not among {citations:?}"
+        );
+    }
 }

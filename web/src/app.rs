@@ -34,6 +34,9 @@ pub struct AppState {
     pub knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
     /// Works incidents, and runs approved actions.
     pub agents: Arc<agents::orchestrator::Orchestrator>,
+    /// Slack's requests (`slack.signing_secret` set), else their routes
+    /// answer 404.
+    pub slack: Option<Arc<crate::routes::slack::Inbound>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -63,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::approvals::list))
         .routes(routes!(routes::approvals::approve))
         .routes(routes!(routes::approvals::reject))
+        .routes(routes!(routes::slack::interactions))
+        .routes(routes!(routes::slack::commands))
         .routes(routes!(routes::incidents::list))
         .routes(routes!(routes::incidents::get))
         .routes(routes!(routes::incidents::resolve))

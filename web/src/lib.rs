@@ -12,6 +12,7 @@ pub mod listener;
 pub mod llm;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod routes;
 pub mod server;

@@ -103,6 +103,11 @@ enum Command {
         /// default `paths.runbooks_dir` (`./runbooks`).
         #[arg(long)]
         runbooks: Option<PathBuf>,
+        /// Skip retrieval: no knowledge base of runbooks and
+        /// `world.knowledge` (by default built per scenario with the
+        /// embedder of llm.roles.embed, when it loads).
+        #[arg(long)]
+        no_knowledge: bool,
     },
     /// The hash-chained audit log.
     Audit {
@@ -257,6 +262,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             trace,
             llm,
             runbooks,
+            no_knowledge,
         } => {
             let config = load_config(&cli, None)?;
             let dir = runbooks
@@ -289,6 +295,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 (None, "none".to_owned())
             };
+            // Retrieval grounds the diagnosis in the runbooks and the
+            // scenario's own notes; a missing embedder costs only that.
+            let knowledge = if *no_knowledge {
+                None
+            } else {
+                match web::llm::embedder(&config).await {
+                    Ok(e) => Some(evals::knowledge::Knowledge::new(e, dir.clone())),
+                    Err(e) => {
+                        eprintln!("warning: no knowledge base (the embedder did not load: {e:#})");
+                        None
+                    }
+                }
+            };
             let opts = evals::scenarios::Options {
                 scenarios: scenarios
                     .clone()
@@ -297,6 +316,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 gateway,
                 limits: agents::budget::Limits::default(),
                 runbooks: std::sync::Arc::new(books),
+                knowledge,
                 trace: trace.clone(),
             };
             let r = evals::scenarios::run_suite(&opts)

@@ -21,6 +21,7 @@ pub struct Bound {
     state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
     registry: Arc<tools::Registry>,
+    notifiers: std::collections::BTreeMap<String, Arc<dyn brain::backends::Notifier>>,
 }
 
 /// Open the store (migrating it) and bind the listener. Nothing is served
@@ -72,13 +73,24 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     } else {
         None
     };
-    let agents = Arc::new(orchestrator(
-        &config,
-        &store,
-        knowledge.clone(),
-        registry.clone(),
-        llm,
-    )?);
+    let notifiers = match crate::notify::notifiers(&config, &store) {
+        Ok(n) => n,
+        Err(e) => {
+            store.close().await;
+            return Err(e.context("starting the notifiers"));
+        }
+    };
+    let mut agents = orchestrator(&config, &store, knowledge.clone(), registry.clone(), llm)?;
+    if !notifiers.is_empty() {
+        // The pipeline only writes to the outbox; `serve` delivers it.
+        let outbox: Arc<dyn brain::backends::Notifier> = Arc::new(brain::backends::Outbox::new(
+            store.clone(),
+            notifiers.keys().cloned().collect(),
+        ));
+        agents.notifiers = vec![outbox];
+    }
+    let agents = Arc::new(agents);
+    let slack = crate::routes::slack::Inbound::from_config(&config, &store).map(Arc::new);
     Ok(Bound {
         addr,
         listener,
@@ -89,9 +101,11 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
             noise: Arc::default(),
             knowledge,
             agents,
+            slack,
         },
         writer_task,
         registry,
+        notifiers,
     })
 }
 
@@ -122,6 +136,14 @@ impl Bound {
                         .await;
                 }
             }));
+        }
+        if !self.notifiers.is_empty() {
+            background.push(tokio::spawn(crate::notify::deliver(
+                store.clone(),
+                self.notifiers.clone(),
+                Duration::from_secs(1),
+                shutdown.clone(),
+            )));
         }
         if self.state.config.agents.enabled {
             background.push(tokio::spawn(work_incidents(

@@ -22,6 +22,13 @@ use tools::mcp::{CallGate, McpClient, McpServer};
 /// reached are left out with a warning, so one dead server does not take
 /// the others down.
 pub async fn build_registry(config: &Config, store: &Store) -> anyhow::Result<Registry> {
+    if let Some(path) = &config.tools.replay {
+        let scenario = brain::scenario::Scenario::load(path)
+            .map_err(|e| anyhow::anyhow!("tools.replay: {e}"))?;
+        tracing::warn!(scenario = %path.display(), "tools answer from a scenario's world, not from live systems");
+        return tools::world_registry(&scenario.world)
+            .map_err(|e| anyhow::anyhow!("tools.replay: {e}"));
+    }
     let mut registry = Registry::new();
     registry.add(Arc::new(tools::logs::LogsBackend::new(
         tools::logs::DrainConfig::default(),

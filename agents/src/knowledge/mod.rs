@@ -313,6 +313,11 @@ impl KnowledgeBase {
         })
     }
 
+    /// Below this cosine similarity a chunk is not relevant to a query.
+    pub fn min_relevance(&self) -> f32 {
+        self.opts.min_relevance
+    }
+
     pub fn backend(&self) -> &'static str {
         self.vectors.backend()
     }

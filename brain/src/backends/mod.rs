@@ -12,7 +12,7 @@ pub use llm::{
     ChatRequest, ChatResponse, Embedder, LlmError, LlmProvider, Message, ResponseFormat, Role,
     TextSink, ToolCall, ToolDefinition, Usage,
 };
-pub use notify::{Notification, Notifier, NotifyError};
+pub use notify::{Notification, Notifier, NotifyError, Outbox};
 pub use tools::{ToolBackend, ToolError, ToolOutput, ToolSpec};
 pub use vector::{
     CollectionSpec, PayloadFilter, Retrieval, ScoredPoint, SparseVector, VectorError, VectorPoint,

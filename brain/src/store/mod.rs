@@ -13,6 +13,7 @@ mod error;
 mod incidents;
 mod ingest;
 mod knowledge;
+mod outbox;
 mod records;
 mod runs;
 mod sqlite_ingest;
@@ -27,6 +28,7 @@ pub use ingest::{
     IngestSettings,
 };
 pub use knowledge::{NewDocument, Upsert};
+pub use outbox::OutboxItem;
 pub use records::{LlmUsage, timestamp};
 pub use runs::{IncidentRun, RunStep};
 pub use writer::{IngestWriter, SubmitError};

@@ -106,9 +106,24 @@ async fn decide(
             "reason",
         ));
     }
+    let (approval, proposal) = decide_as(&state, &who, id, approve, reason).await?;
+    Ok(Json(Decided { approval, proposal }))
+}
+
+/// Record `who`'s decision, audit it, tell the notifiers (the Slack
+/// message is redrawn), and after an approval run the action once and
+/// verify it in the background. `who` is an approver's configured name,
+/// established by the caller (a bearer token, a verified Slack click).
+pub async fn decide_as(
+    state: &AppState,
+    who: &str,
+    id: ApprovalId,
+    approve: bool,
+    reason: Option<&str>,
+) -> Result<(Approval, ActionProposal), ApiError> {
     let approval = state
         .store
-        .decide_approval(id, approve, &who, reason)
+        .decide_approval(id, approve, who, reason)
         .await?;
     let mut proposal = state.store.get_proposal(approval.proposal_id).await?;
     state
@@ -130,6 +145,17 @@ async fn decide(
             }),
         })
         .await?;
+    if let Some(incident) = proposal.incident_id {
+        state
+            .agents
+            .notify(brain::backends::Notification::ApprovalDecided {
+                incident_id: incident,
+                approval_id: approval.id,
+                approved: approve,
+                by: who.to_owned(),
+            })
+            .await;
+    }
     if approve {
         proposal = state
             .agents
@@ -147,7 +173,7 @@ async fn decide(
             });
         }
     }
-    Ok(Json(Decided { approval, proposal }))
+    Ok((approval, proposal))
 }
 
 /// Approve a held action: it runs once, now.

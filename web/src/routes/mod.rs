@@ -7,4 +7,5 @@ pub mod health;
 pub mod incidents;
 pub mod index;
 pub mod knowledge;
+pub mod slack;
 pub mod webhooks;

@@ -20,10 +20,12 @@ async fn app() -> App {
                 Approver {
                     name: "alice".into(),
                     token: Secret::new(ALICE),
+                    slack_user_id: None,
                 },
                 Approver {
                     name: "bob".into(),
                     token: Secret::new(BOB),
+                    slack_user_id: None,
                 },
             ];
         },

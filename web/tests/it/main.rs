@@ -16,3 +16,4 @@ mod models_common;
 mod peers;
 mod process;
 mod service;
+mod slack;
