@@ -729,7 +729,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            filter: "info".into(),
+            filter: "info,qdrant_edge=error".into(),
         }
     }
 }

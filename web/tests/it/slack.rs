@@ -424,6 +424,70 @@ async fn an_approval_round_trips_through_slack_and_pagerduty() {
     let resolve_at = all.iter().position(|r| status_of("resolved")(r)).unwrap();
     assert!(ack_at < resolve_at);
 
+    // A second click, on the decided approval: nothing changes, and the
+    // clicker is told so.
+    let again = slack_headers(&approve_click, now + 1, SIGNING_SECRET);
+    let (s, _) = post_slack(&app, "/slack/interactions", &approve_click, &again).await;
+    assert_eq!(s, 200);
+    rec.wait_for("told the approval is decided", |r| {
+        r.path == "/api/chat.postEphemeral"
+            && r.body["user"] == "U0ALICE"
+            && r.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Nothing changed"))
+    })
+    .await;
+
+    // /cerebro in Slack: the incident, answered to the caller only; a
+    // decision by someone who is not an approver is refused.
+    let incidents: Value = reqwest::get(app.url("/api/v1/incidents"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = incidents[0]["id"].as_str().unwrap().to_owned();
+    let command = |text: &str, user: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("command", "/cerebro")
+            .append_pair("text", text)
+            .append_pair("user_id", user)
+            .append_pair("channel_id", CHANNEL)
+            .append_pair(
+                "response_url",
+                "https://hooks.slack.com/commands/T0ACME/1/x",
+            )
+            .finish()
+    };
+    let body = command(&format!("incident {id}"), "U0ALICE");
+    let (s, v) = post_slack(
+        &app,
+        "/slack/commands",
+        &body,
+        &slack_headers(&body, now + 2, SIGNING_SECRET),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["response_type"], "ephemeral");
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains("db_connection_exhaustion") && text.contains("executed"),
+        "{text}"
+    );
+    let body = command(&format!("reject {approval} no"), "U0MALLORY");
+    let (s, v) = post_slack(
+        &app,
+        "/slack/commands",
+        &body,
+        &slack_headers(&body, now + 3, SIGNING_SECRET),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["text"].as_str().unwrap().contains("not an approver"),
+        "{v}"
+    );
+
     // The action ran once, in the replayed world, and everything is audited.
     let (audit, proposals) = records(&app).await;
     let executed: Vec<_> = proposals
@@ -445,7 +509,7 @@ async fn an_approval_round_trips_through_slack_and_pagerduty() {
     );
     assert_eq!(
         count("slack:U0MALLORY", "approval.refused"),
-        1,
+        2,
         "{audit:#?}"
     );
     assert_eq!(count("user:alice", "approval.approve"), 1, "{audit:#?}");
@@ -455,4 +519,178 @@ async fn an_approval_round_trips_through_slack_and_pagerduty() {
         "{audit:#?}"
     );
     app.finish().await;
+}
+
+/// The answers still to give on each path: (status, Retry-After, body).
+type Script =
+    std::collections::HashMap<String, std::collections::VecDeque<(u16, Option<u64>, Value)>>;
+
+/// A stand-in that answers each request with the next answer scripted
+/// for its path (the worker calls notifiers concurrently, so the order
+/// across paths is not fixed), recording the requests.
+#[derive(Clone, Default)]
+struct Scripted {
+    answers: Arc<Mutex<Script>>,
+    seen: Recorder,
+}
+
+impl Scripted {
+    fn then(&self, path: &str, status: u16, retry_after: Option<u64>, body: Value) {
+        self.answers
+            .lock()
+            .unwrap()
+            .entry(path.to_owned())
+            .or_default()
+            .push_back((status, retry_after, body));
+    }
+}
+
+async fn scripted(
+    State(s): State<Scripted>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    s.seen.0.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        ts: String::new(),
+    });
+    let next = s
+        .answers
+        .lock()
+        .unwrap()
+        .get_mut(uri.path())
+        .and_then(|q| q.pop_front());
+    let (status, after, body) = next.unwrap_or((500, None, json!({"error": "no answer scripted"})));
+    let mut r = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+    if let Some(a) = after {
+        r.headers_mut()
+            .insert("retry-after", a.to_string().parse().unwrap());
+    }
+    r
+}
+
+/// Slack rate-limits, then refuses for good; PagerDuty pages a human for
+/// an incident it did not open. Each outcome lands in the outbox as the
+/// worker recorded it: retried when the 429 said, given up on a refusal,
+/// delivered otherwise; nothing is lost or sent twice.
+#[tokio::test]
+async fn a_rate_limited_or_refusing_notifier_is_retried_or_given_up_and_nothing_is_lost() {
+    use brain::backends::{Notification, Notifier};
+    use std::collections::BTreeMap;
+    let s = Scripted::default();
+    let app = Router::new().fallback(scripted).with_state(s.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = brain::config::Config::default();
+    config.paths.data_dir = dir.path().to_owned();
+    config.slack.bot_token = Some(Secret::new("xoxb-test-token"));
+    config.slack.signing_secret = Some(Secret::new(SIGNING_SECRET));
+    config.slack.default_channel = Some(CHANNEL.into());
+    config.slack.api_url = format!("{base}/api");
+    config.pagerduty.routing_key = Some(Secret::new("R0UTINGKEY0000000000000000000000"));
+    config.pagerduty.events_url = format!("{base}/events/v2/enqueue");
+    let store = brain::store::Store::open(&config).await.unwrap();
+    let incident = store
+        .create_incident(brain::store::NewIncident {
+            org_id: "default".into(),
+            title: "checkout p99 above 2s".into(),
+            severity: brain::domain::Severity::Critical,
+            service: Some("checkout".into()),
+            group_key: "checkout".into(),
+        })
+        .await
+        .unwrap();
+    let notifiers: BTreeMap<String, Arc<dyn Notifier>> =
+        web::notify::notifiers(&config, &store).unwrap();
+    assert_eq!(notifiers.keys().collect::<Vec<_>>(), ["pagerduty", "slack"]);
+    let outbox = brain::backends::Outbox::new(store.clone(), notifiers.keys().cloned().collect());
+    let escalation = Notification::Escalation {
+        incident_id: incident.id,
+        reason: "nobody decided on kubernetes.rollback in time".into(),
+    };
+    outbox.notify(&escalation).await.unwrap();
+    let notifiers = Arc::new(notifiers);
+
+    // Slack: 429 with Retry-After: 7. PagerDuty: accepted.
+    s.then(
+        "/api/chat.postMessage",
+        429,
+        Some(7),
+        json!({"ok": false, "error": "ratelimited"}),
+    );
+    s.then(
+        "/events/v2/enqueue",
+        202,
+        None,
+        json!({"status": "success", "dedup_key": format!("cerebro-{}", incident.id)}),
+    );
+    assert_eq!(
+        web::notify::deliver_once(&store, &notifiers).await.unwrap(),
+        2
+    );
+    let sent = s.seen.all();
+    let page = sent
+        .iter()
+        .find(|r| r.path == "/events/v2/enqueue")
+        .expect("paged");
+    assert_eq!(page.body["event_action"], "trigger");
+    assert_eq!(page.body["routing_key"], "R0UTINGKEY0000000000000000000000");
+    assert_eq!(page.body["dedup_key"], format!("cerebro-{}", incident.id));
+    assert_eq!(page.body["payload"]["severity"], "critical");
+    assert_eq!(page.body["payload"]["source"], "cerebro");
+    assert!(
+        page.body["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("nobody decided")
+    );
+    let slack = sent
+        .iter()
+        .find(|r| r.path == "/api/chat.postMessage")
+        .expect("tried Slack");
+    assert_eq!(slack.body["channel"], CHANNEL);
+    // Slack waits its 7 s; PagerDuty's is done.
+    assert_eq!(
+        store.notification_backlog().await.unwrap(),
+        [("slack".to_owned(), 1)]
+    );
+    assert!(
+        store
+            .claim_notifications(10, chrono::Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Seven seconds on, Slack refuses for good: given up, not retried.
+    tokio::time::sleep(Duration::from_millis(7100)).await;
+    s.then(
+        "/api/chat.postMessage",
+        200,
+        None,
+        json!({"ok": false, "error": "channel_not_found"}),
+    );
+    assert_eq!(
+        web::notify::deliver_once(&store, &notifiers).await.unwrap(),
+        1
+    );
+    assert!(store.notification_backlog().await.unwrap().is_empty());
+    assert_eq!(
+        web::notify::deliver_once(&store, &notifiers).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        s.seen.all().len(),
+        3,
+        "PagerDuty was paged once, Slack tried twice"
+    );
+    store.close().await;
 }
