@@ -116,8 +116,18 @@ impl AppState {
     }
 }
 
-/// Refuse an unverified request: audited, 401, nothing read from it.
-async fn refuse(state: &AppState, endpoint: &str, why: String) -> ApiError {
+/// Let a request through only when Slack is configured and the request
+/// verifies; else refuse it (audited, 401) before reading anything from it.
+async fn verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    endpoint: &str,
+) -> Result<(), ApiError> {
+    let inbound = state.slack_inbound()?;
+    let Err(why) = inbound.verify(headers, body, chrono::Utc::now().timestamp()) else {
+        return Ok(());
+    };
     audit(
         state,
         "slack:unverified",
@@ -126,7 +136,32 @@ async fn refuse(state: &AppState, endpoint: &str, why: String) -> ApiError {
         json!({"reason": why}),
     )
     .await;
-    ApiError::Unauthorized(format!("X-Slack-Signature: {why}"))
+    Err(ApiError::Unauthorized(format!("X-Slack-Signature: {why}")))
+}
+
+/// The approver a Slack user is, or None after auditing the refusal.
+async fn approver_or_refuse(
+    state: &AppState,
+    user: &str,
+    id: ApprovalId,
+    approve: bool,
+) -> Option<String> {
+    let who = state
+        .slack
+        .as_ref()
+        .and_then(|s| s.approver(user))
+        .map(str::to_owned);
+    if who.is_none() {
+        audit(
+            state,
+            &format!("slack:{user}"),
+            "approval.refused",
+            &id.to_string(),
+            json!({"reason": "not an approver", "approve": approve, "slack_user": user}),
+        )
+        .await;
+    }
+    who
 }
 
 async fn audit(state: &AppState, actor: &str, action: &str, subject: &str, data: Value) {
@@ -159,10 +194,7 @@ pub async fn interactions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let inbound = state.slack_inbound()?;
-    if let Err(why) = inbound.verify(&headers, &body, chrono::Utc::now().timestamp()) {
-        return Err(refuse(&state, "/slack/interactions", why).await);
-    }
+    verified(&state, &headers, &body, "/slack/interactions").await?;
     let payload = form(&body)
         .remove("payload")
         .ok_or_else(|| ApiError::bad_request("no `payload` field in the form body", "payload"))?;
@@ -212,18 +244,7 @@ pub async fn interactions(
 /// One click by `user`: refused unless they are an approver, else decided
 /// in the background.
 async fn click(state: &AppState, user: &str, channel: &str, id: ApprovalId, approve: bool) {
-    let Ok(inbound) = state.slack_inbound() else {
-        return;
-    };
-    let Some(who) = inbound.approver(user).map(str::to_owned) else {
-        audit(
-            state,
-            &format!("slack:{user}"),
-            "approval.refused",
-            &id.to_string(),
-            json!({"reason": "not an approver", "approve": approve, "slack_user": user}),
-        )
-        .await;
+    let Some(who) = approver_or_refuse(state, user, id, approve).await else {
         tell(
             state,
             channel,
@@ -277,10 +298,7 @@ pub async fn commands(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let inbound = state.slack_inbound()?;
-    if let Err(why) = inbound.verify(&headers, &body, chrono::Utc::now().timestamp()) {
-        return Err(refuse(&state, "/slack/commands", why).await);
-    }
+    verified(&state, &headers, &body, "/slack/commands").await?;
     let f = form(&body);
     let text = f
         .get("text")
@@ -415,20 +433,7 @@ async fn command_decision(
     approve: bool,
     reason: &str,
 ) -> String {
-    let Some(who) = state
-        .slack
-        .as_ref()
-        .and_then(|s| s.approver(user))
-        .map(str::to_owned)
-    else {
-        audit(
-            state,
-            &format!("slack:{user}"),
-            "approval.refused",
-            &id.to_string(),
-            json!({"reason": "not an approver", "approve": approve, "slack_user": user}),
-        )
-        .await;
+    let Some(who) = approver_or_refuse(state, user, id, approve).await else {
         return "You are not an approver in cerebro: nothing changed.".into();
     };
     if !approve && reason.is_empty() {
