@@ -990,3 +990,52 @@ on_both!(
         assert_eq!(r.status, ApprovalStatus::Rejected);
     }
 );
+
+on_both!(
+    a_request_is_seen_once_across_handles_until_it_is_forgotten,
+    |db| {
+        let s = &db.store;
+        let window = chrono::Duration::minutes(10);
+        assert!(
+            s.first_sighting("slack", "v0=abc", window)
+                .await
+                .expect("first")
+        );
+        // Another replica shares the database: the same request is a replay.
+        let other = s.clone();
+        assert!(
+            !other
+                .first_sighting("slack", "v0=abc", window)
+                .await
+                .expect("again")
+        );
+        assert!(
+            s.first_sighting("slack", "v0=def", window)
+                .await
+                .expect("another")
+        );
+        // Outside the window it is forgotten (and a replay that old fails the
+        // timestamp check anyway).
+        assert!(
+            s.first_sighting("slack", "v0=abc", chrono::Duration::zero())
+                .await
+                .expect("forgotten")
+        );
+        // What notifiers remember is not touched by the forgetting.
+        s.set_notifier_ref("slack", "approval:x", "C1 1.1")
+            .await
+            .expect("set");
+        assert!(
+            s.first_sighting("slack", "v0=ghi", chrono::Duration::zero())
+                .await
+                .expect("new")
+        );
+        assert_eq!(
+            s.notifier_ref("slack", "approval:x")
+                .await
+                .expect("ref")
+                .as_deref(),
+            Some("C1 1.1")
+        );
+    }
+);

@@ -193,6 +193,44 @@ impl Store {
         }))
     }
 
+    /// Record that `notifier` received a request known by `key` (a
+    /// signature), forgetting those older than `window`; false when it was
+    /// recorded before, by this replica or another: a replay.
+    pub async fn first_sighting(
+        &self,
+        notifier: &str,
+        key: &str,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let key = format!("request:{key}");
+        let inserted = with_db!(self, write, |p| {
+            let mut tx = p.begin_write().await?;
+            // Key ranges, so the primary key serves the delete.
+            sqlx::query(
+                "DELETE FROM notifier_refs WHERE notifier = $1
+                   AND key >= 'request:' AND key < 'request;' AND updated_at < $2",
+            )
+            .bind(notifier)
+            .bind(at - window)
+            .execute(&mut *tx)
+            .await?;
+            let n = sqlx::query(
+                "INSERT INTO notifier_refs (notifier, key, value, updated_at) VALUES ($1, $2, '', $3)
+                 ON CONFLICT (notifier, key) DO NOTHING",
+            )
+            .bind(notifier)
+            .bind(&key)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(inserted == 1)
+    }
+
     /// Remember `value` under `key` for `notifier`, replacing what was there.
     pub async fn set_notifier_ref(
         &self,

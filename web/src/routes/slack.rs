@@ -22,19 +22,15 @@ use brain::store::NewAuditEntry;
 use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How long Slack's timestamps stay acceptable, and so how long a request
 /// must be remembered to refuse its replay.
 const WINDOW_SECS: i64 = 300;
-/// Bound on remembered requests.
-const MAX_SEEN: usize = 100_000;
 
 /// What verifying and answering Slack's requests needs.
 pub struct Inbound {
     secret: Secret,
-    /// Signatures seen within the window, with their timestamp.
-    seen: Mutex<HashMap<String, i64>>,
     /// For messages only the clicker sees; None without a bot token.
     slack: Option<Arc<Slack>>,
     /// Slack user id → approver name.
@@ -52,7 +48,6 @@ impl Inbound {
             .flatten();
         Some(Inbound {
             secret: secret.clone(),
-            seen: Mutex::new(HashMap::new()),
             slack,
             approvers: config
                 .approvals
@@ -63,8 +58,7 @@ impl Inbound {
         })
     }
 
-    /// Check a request's signature, age and novelty at `now` (Unix
-    /// seconds).
+    /// Check a request's signature and age at `now` (Unix seconds).
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), String> {
         let header = |name: &str| {
             headers
@@ -89,16 +83,6 @@ impl Inbound {
             .map_err(|_| "X-Slack-Request-Timestamp is not a number".to_owned())?;
         if (now - ts).abs() > WINDOW_SECS {
             return Err("the timestamp is more than 5 minutes from now (a replay?)".into());
-        }
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= MAX_SEEN / 2 {
-            seen.retain(|_, t| now - *t <= WINDOW_SECS + 60);
-        }
-        if seen.len() >= MAX_SEEN {
-            return Err("too many requests to remember; try again shortly".into());
-        }
-        if seen.insert(signature, ts).is_some() {
-            return Err("this request was already received (a replay)".into());
         }
         Ok(())
     }
@@ -125,8 +109,22 @@ async fn verified(
     endpoint: &str,
 ) -> Result<(), ApiError> {
     let inbound = state.slack_inbound()?;
-    let Err(why) = inbound.verify(headers, body, chrono::Utc::now().timestamp()) else {
-        return Ok(());
+    let why = match inbound.verify(headers, body, chrono::Utc::now().timestamp()) {
+        Ok(()) => {
+            // Seen before, here or by another replica: a replay. The
+            // signature covers the timestamp, so it names the request.
+            let signature = headers
+                .get("x-slack-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let window = chrono::Duration::seconds(2 * WINDOW_SECS);
+            match state.store.first_sighting("slack", signature, window).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => "this request was already received (a replay)".to_owned(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(why) => why,
     };
     audit(
         state,
