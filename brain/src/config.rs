@@ -1207,6 +1207,34 @@ mod tests {
     }
 
     #[test]
+    fn a_slack_bot_needs_a_channel_and_a_signing_secret_and_pagerduty_a_from() {
+        let err = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+        let msg = err(&[("CEREBRO__SLACK__BOT_TOKEN", "xoxb-1")]);
+        assert!(msg.contains("slack.default_channel"), "{msg}");
+        let msg = err(&[
+            ("CEREBRO__SLACK__BOT_TOKEN", "xoxb-1"),
+            ("CEREBRO__SLACK__DEFAULT_CHANNEL", "C1"),
+        ]);
+        assert!(msg.contains("slack.signing_secret"), "{msg}");
+        let msg = err(&[("CEREBRO__PAGERDUTY__API_TOKEN", "pd-rest")]);
+        assert!(msg.contains("pagerduty.from_email"), "{msg}");
+        let c = Config::load(
+            None,
+            env(&[
+                ("CEREBRO__SLACK__BOT_TOKEN", "xoxb-1"),
+                ("CEREBRO__SLACK__DEFAULT_CHANNEL", "C1"),
+                ("CEREBRO__SLACK__SIGNING_SECRET", "s3cret"),
+            ]),
+        )
+        .expect("load");
+        assert!(c.slack.enabled() && !c.pagerduty.enabled());
+        assert!(
+            !c.to_masked_toml().contains("xoxb-1"),
+            "the token is masked"
+        );
+    }
+
+    #[test]
     fn passwords_in_urls_are_masked_when_printed() {
         assert_eq!(
             mask_url_password("postgres://cerebro:s3cret@db:5432/x?sslmode=require"),
