@@ -23,6 +23,8 @@ const MAX_ATTEMPTS: i64 = 8;
 const LEASE_SECS: i64 = 60;
 /// Delivery attempts running at once.
 const BATCH: i64 = 16;
+/// How often the backlog gauge is read.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
 
 /// The configured notifiers by name.
 pub fn notifiers(
@@ -82,6 +84,7 @@ pub async fn deliver(
     stop: CancellationToken,
 ) {
     let notifiers = Arc::new(notifiers);
+    let mut gauged: Option<std::time::Instant> = None;
     loop {
         let delivered = match deliver_once(&store, &notifiers).await {
             Ok(n) => n,
@@ -90,9 +93,14 @@ pub async fn deliver(
                 0
             }
         };
-        if let Ok(backlog) = store.notification_backlog().await {
-            for (name, n) in backlog {
-                metrics::gauge!("cerebro_notifications_pending", "notifier" => name).set(n as f64);
+        // The backlog is a GROUP BY: not on every idle poll.
+        if gauged.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+            gauged = Some(std::time::Instant::now());
+            if let Ok(backlog) = store.notification_backlog().await {
+                for (name, n) in backlog {
+                    metrics::gauge!("cerebro_notifications_pending", "notifier" => name)
+                        .set(n as f64);
+                }
             }
         }
         if delivered == 0 {

@@ -6,6 +6,7 @@
 //! (deduplicated per incident).
 
 use super::{http_client, status_error};
+use agents::knowledge::excerpt as clip;
 use brain::backends::{Notification, Notifier, NotifyError};
 use brain::config::{Config, PagerDutyConfig, Secret};
 use brain::ids::IncidentId;
@@ -170,10 +171,6 @@ fn pd_severity(ours: &str) -> &'static str {
         "warning" | "medium" => "warning",
         _ => "info",
     }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 #[async_trait::async_trait]

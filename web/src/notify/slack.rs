@@ -7,6 +7,7 @@
 //! timeout, and Slack's answers map onto retry or give up.
 
 use super::{http_client, status_error};
+use agents::knowledge::excerpt as clip;
 use brain::backends::{Notification, Notifier, NotifyError};
 use brain::config::{Config, Secret};
 use brain::domain::{ActionProposal, Approval, ApprovalStatus, Diagnosis, Incident};
@@ -382,16 +383,6 @@ impl Notifier for Slack {
             }
         }
     }
-}
-
-/// At most `max` characters, cut at a char boundary with an ellipsis.
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters.
