@@ -226,7 +226,7 @@ fn a_5xx_body_carries_only_an_error_id() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
+async fn connections_beyond_the_cap_get_a_fast_503_until_a_slot_frees() {
     let app = App::start(|c| c.server.max_connections = 1, None).await;
     // The first connection takes the only slot, idle.
     let hog = tokio::net::TcpStream::connect(app.addr)
@@ -234,22 +234,54 @@ async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
         .expect("connect");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let quick = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(700))
+        .timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client");
-    let refused = quick.get(app.url("/healthz")).send().await;
+    // Over the cap, a client is told at once to come back, with a body it
+    // can read, rather than left to time out in the backlog.
+    let refused = quick
+        .post(app.url("/api/v1/alerts"))
+        .json(&serde_json::json!({"alerts": [{"labels": {"alertname": "X"}}]}))
+        .send()
+        .await
+        .expect("an answer, not a timeout");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = refused.json().await.expect("json body");
     assert!(
-        refused.is_err(),
-        "a second connection must wait while the cap is reached"
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("server.max_connections")),
+        "{body}"
     );
     drop(hog);
     let mut served = false;
     for _ in 0..20 {
-        if let Ok(r) = quick.get(app.url("/healthz")).send().await {
-            served = r.status().is_success();
+        let r = quick.get(app.url("/healthz")).send().await.expect("answer");
+        if r.status().is_success() {
+            served = true;
             break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(served, "once the slot frees, the next connection is served");
+    let metrics = quick
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("cerebro_connections_refused_total"),
+        "refusals are counted"
+    );
     app.finish().await;
 }
