@@ -38,6 +38,10 @@ pub struct SlackConfig {
     /// Verifies `POST /slack/interactions` and `/slack/commands`
     /// (X-Slack-Signature); without it both answer 404.
     pub signing_secret: Option<Secret>,
+    /// An app-level token (`xapp-...`, scope `connections:write`): clicks
+    /// and commands then arrive over Socket Mode, a WebSocket cerebro opens
+    /// to Slack, so no public endpoint (and no signing secret) is needed.
+    pub app_token: Option<Secret>,
     /// Where approval requests go unless `channels` names the incident's
     /// service.
     pub default_channel: Option<String>,
@@ -53,6 +57,7 @@ impl Default for SlackConfig {
         SlackConfig {
             bot_token: None,
             signing_secret: None,
+            app_token: None,
             default_channel: None,
             channels: std::collections::BTreeMap::new(),
             api_url: "https://slack.com/api".into(),
@@ -898,8 +903,9 @@ impl Config {
         self.validate_llm()
     }
 
-    /// Slack needs somewhere to post and a secret to check clicks by;
-    /// PagerDuty's REST writes need a `From`.
+    /// Slack needs somewhere to post and a way to receive clicks it can
+    /// trust (a signing secret, or Socket Mode's app token); PagerDuty's
+    /// REST writes need a `From`.
     fn validate_notifiers(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             key: key.into(),
@@ -913,12 +919,23 @@ impl Config {
                     "is needed with slack.bot_token (or slack.channels per service)",
                 ));
             }
-            if s.signing_secret.is_none() {
+            if s.signing_secret.is_none() && s.app_token.is_none() {
                 return Err(invalid(
                     "slack.signing_secret",
-                    "is needed with slack.bot_token, or nobody's click could be trusted",
+                    "is needed with slack.bot_token (or slack.app_token for Socket Mode), or nobody's click could be trusted",
                 ));
             }
+        }
+        // A bot token here would only fail later, at Slack, as
+        // not_allowed_token_type; say so at start instead.
+        if s.app_token
+            .as_ref()
+            .is_some_and(|t| !t.expose().starts_with("xapp-"))
+        {
+            return Err(invalid(
+                "slack.app_token",
+                "must be an app-level token (xapp-...) with the connections:write scope",
+            ));
         }
         for (key, v) in [
             ("slack.timeout_secs", s.timeout_secs),
@@ -1231,6 +1248,42 @@ mod tests {
         assert!(
             !c.to_masked_toml().contains("xoxb-1"),
             "the token is masked"
+        );
+    }
+
+    #[test]
+    fn a_slack_bot_on_socket_mode_needs_no_signing_secret_but_an_app_level_token() {
+        let bot = [
+            ("CEREBRO__SLACK__BOT_TOKEN", "xoxb-1"),
+            ("CEREBRO__SLACK__DEFAULT_CHANNEL", "C1"),
+        ];
+        let with = |token: &'static str| {
+            let mut vars = bot.to_vec();
+            vars.push(("CEREBRO__SLACK__APP_TOKEN", token));
+            Config::load(None, env(&vars))
+        };
+        let c = with("xapp-1-A0CEREBRO-s3cret").expect("load");
+        assert!(c.slack.signing_secret.is_none());
+        assert_eq!(
+            c.slack.app_token.as_ref().map(Secret::expose),
+            Some("xapp-1-A0CEREBRO-s3cret")
+        );
+        assert!(
+            !c.to_masked_toml().contains("s3cret"),
+            "the token is masked"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let msg = with("xoxb-2").unwrap_err().to_string();
+        assert!(
+            msg.contains("slack.app_token") && msg.contains("xapp-"),
+            "{msg}"
+        );
+        assert!(!msg.contains("xoxb-2"), "the token leaked: {msg}");
+        // Without either, clicks could not be received or trusted.
+        let msg = Config::load(None, env(&bot)).unwrap_err().to_string();
+        assert!(
+            msg.contains("slack.signing_secret") && msg.contains("slack.app_token"),
+            "{msg}"
         );
     }
 

@@ -34,8 +34,9 @@ pub struct AppState {
     pub knowledge: Option<Arc<agents::knowledge::KnowledgeBase>>,
     /// Works incidents, and runs approved actions.
     pub agents: Arc<agents::orchestrator::Orchestrator>,
-    /// Slack's requests (`slack.signing_secret` set), else their routes
-    /// answer 404.
+    /// Slack's clicks and commands (`slack.signing_secret` for the HTTP
+    /// routes, `slack.app_token` for Socket Mode); without a signing secret
+    /// the HTTP routes answer 404.
     pub slack: Option<Arc<crate::routes::slack::Inbound>>,
 }
 

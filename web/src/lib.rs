@@ -1,7 +1,8 @@
 //! The HTTP service of cerebro: the axum router with its tower layers, the
 //! JSON error shape, the OpenAPI document and its reference page, metrics,
-//! and the server's start and graceful shutdown. The `cerebro` binary
-//! (`main.rs`) wires configuration and concrete backends into it.
+//! the server's start and graceful shutdown, and Slack's Socket Mode
+//! client. The `cerebro` binary (`main.rs`) wires configuration and
+//! concrete backends into it.
 
 pub mod app;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod slack_socket;
 pub mod tools;
 
 pub use app::{AppState, router};

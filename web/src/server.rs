@@ -22,6 +22,8 @@ pub struct Bound {
     writer_task: tokio::task::JoinHandle<()>,
     registry: Arc<tools::Registry>,
     notifiers: std::collections::BTreeMap<String, Arc<dyn brain::backends::Notifier>>,
+    /// Slack's clicks and commands over a WebSocket, with `slack.app_token`.
+    socket_mode: Option<crate::slack_socket::SocketMode>,
 }
 
 /// Open the store (migrating it) and bind the listener. Nothing is served
@@ -91,6 +93,16 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
     }
     let agents = Arc::new(agents);
     let slack = crate::routes::slack::Inbound::from_config(&config, &store).map(Arc::new);
+    let socket_mode = match slack.as_ref().and_then(|s| s.app_token()) {
+        None => None,
+        Some(token) => match crate::slack_socket::SocketMode::new(&config, token.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                store.close().await;
+                return Err(e.context("starting Slack's Socket Mode (slack.app_token)"));
+            }
+        },
+    };
     Ok(Bound {
         addr,
         listener,
@@ -106,6 +118,7 @@ pub async fn bind(config: Config) -> anyhow::Result<Bound> {
         writer_task,
         registry,
         notifiers,
+        socket_mode,
     })
 }
 
@@ -151,6 +164,11 @@ impl Bound {
                 Duration::from_secs(self.state.config.agents.poll_secs),
                 shutdown.clone(),
             )));
+        }
+        if let Some(socket_mode) = self.socket_mode {
+            background.push(tokio::spawn(
+                socket_mode.run(self.state.clone(), shutdown.clone()),
+            ));
         }
         let max_connections = self.state.config.server.max_connections;
         let mcp = crate::tools::mcp_server(&self.state.config, &store, self.registry, "mcp:http")?;

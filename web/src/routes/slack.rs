@@ -6,6 +6,10 @@
 //! approver whose `slack_user_id` is configured; anyone else's is refused
 //! with a message only they see, and audited. The answer goes back within
 //! Slack's 3 seconds; the decision and the action run after it.
+//!
+//! What happens after verification ([`interaction`], [`answer_command`]) is
+//! shared with Socket Mode (`crate::slack_socket`), where the same events
+//! arrive over a WebSocket cerebro opened with the app token.
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -19,6 +23,7 @@ use brain::config::Config;
 use brain::config::Secret;
 use brain::ids::ApprovalId;
 use brain::store::NewAuditEntry;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +35,12 @@ const WINDOW_SECS: i64 = 300;
 
 /// What verifying and answering Slack's requests needs.
 pub struct Inbound {
-    secret: Secret,
+    /// Verifies the HTTP endpoints; None when Slack's requests arrive over
+    /// Socket Mode only, and the endpoints then answer 404.
+    secret: Option<Secret>,
+    /// Opens Socket Mode connections; None when Slack posts to the
+    /// endpoints.
+    app_token: Option<Secret>,
     /// For messages only the clicker sees; None without a bot token.
     slack: Option<Arc<Slack>>,
     /// Slack user id → approver name.
@@ -38,9 +48,13 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// With `slack.signing_secret` set; else Slack's routes answer 404.
+    /// With `slack.signing_secret` or `slack.app_token` set; else Slack's
+    /// requests are not received at all.
     pub fn from_config(config: &Config, store: &brain::store::Store) -> Option<Inbound> {
-        let secret = config.slack.signing_secret.as_ref()?;
+        let (secret, app_token) = (&config.slack.signing_secret, &config.slack.app_token);
+        if secret.is_none() && app_token.is_none() {
+            return None;
+        }
         let slack = config
             .slack
             .enabled()
@@ -48,6 +62,7 @@ impl Inbound {
             .flatten();
         Some(Inbound {
             secret: secret.clone(),
+            app_token: app_token.clone(),
             slack,
             approvers: config
                 .approvals
@@ -58,8 +73,14 @@ impl Inbound {
         })
     }
 
-    /// Check a request's signature and age at `now` (Unix seconds).
-    fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), String> {
+    /// The app-level token Socket Mode connects with, when it is on.
+    pub fn app_token(&self) -> Option<&Secret> {
+        self.app_token.as_ref()
+    }
+
+    /// Check a request's signature and age at `now` (Unix seconds) against
+    /// the signing secret.
+    fn verify(secret: &Secret, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), String> {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -73,7 +94,7 @@ impl Inbound {
             &signature,
             &timestamp,
             body,
-            self.secret.expose().as_bytes(),
+            secret.expose().as_bytes(),
         ) {
             return Err("the signature does not match".into());
         }
@@ -93,10 +114,14 @@ impl Inbound {
 }
 
 impl AppState {
-    fn slack_inbound(&self) -> Result<&Inbound, ApiError> {
-        self.slack.as_deref().ok_or_else(|| ApiError::NotFound {
-            what: "Slack's endpoints (slack.signing_secret is not set)".into(),
-        })
+    /// The signing secret Slack's endpoints verify by, or their 404.
+    fn slack_secret(&self) -> Result<&Secret, ApiError> {
+        self.slack
+            .as_deref()
+            .and_then(|s| s.secret.as_ref())
+            .ok_or_else(|| ApiError::NotFound {
+                what: "Slack's endpoints (slack.signing_secret is not set)".into(),
+            })
     }
 }
 
@@ -108,8 +133,8 @@ async fn verified(
     body: &[u8],
     endpoint: &str,
 ) -> Result<(), ApiError> {
-    let inbound = state.slack_inbound()?;
-    let why = match inbound.verify(headers, body, chrono::Utc::now().timestamp()) {
+    let secret = state.slack_secret()?;
+    let why = match Inbound::verify(secret, headers, body, chrono::Utc::now().timestamp()) {
         Ok(()) => {
             // Seen before, here or by another replica: a replay. The
             // signature covers the timestamp, so it names the request.
@@ -162,7 +187,7 @@ async fn approver_or_refuse(
     who
 }
 
-async fn audit(state: &AppState, actor: &str, action: &str, subject: &str, data: Value) {
+pub(crate) async fn audit(state: &AppState, actor: &str, action: &str, subject: &str, data: Value) {
     let entry = NewAuditEntry {
         actor: actor.to_owned(),
         action: action.to_owned(),
@@ -202,8 +227,16 @@ pub async fn interactions(
             "payload",
         )
     })?;
+    interaction(&state, event).await;
+    Ok(Json(json!({})))
+}
+
+/// What an interaction does, however it arrived (verified by signature,
+/// or over Socket Mode): each click on Approve or Reject is refused or
+/// decided; other interactions are ignored.
+pub(crate) async fn interaction(state: &AppState, event: SlackInteractionEvent) {
     let SlackInteractionEvent::BlockActions(event) = event else {
-        return Ok(Json(json!({})));
+        return;
     };
     let user = event
         .user
@@ -234,9 +267,8 @@ pub async fn interactions(
         else {
             continue;
         };
-        click(&state, &user, &channel, id, approve).await;
+        click(state, &user, &channel, id, approve).await;
     }
-    Ok(Json(json!({})))
 }
 
 /// One click by `user`: refused unless they are an approver, else decided
@@ -297,35 +329,58 @@ pub async fn commands(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     verified(&state, &headers, &body, "/slack/commands").await?;
-    let f = form(&body);
-    let text = f
-        .get("text")
-        .map(|t| t.trim())
-        .unwrap_or_default()
-        .to_owned();
-    let user = f.get("user_id").cloned().unwrap_or_default();
-    let channel = f.get("channel_id").cloned().unwrap_or_default();
-    let (verb, rest) = text
-        .split_once(char::is_whitespace)
-        .unwrap_or((text.as_str(), ""));
+    let mut f = form(&body);
+    let command = Command {
+        text: f.remove("text"),
+        user_id: f.remove("user_id"),
+        channel_id: f.remove("channel_id"),
+    };
+    let answer = answer_command(&state, &command).await?;
+    Ok(Json(ephemeral(&answer)))
+}
+
+/// The fields of a `/cerebro` command that matter: from the HTTP form, or
+/// the JSON payload of a Socket Mode envelope, which carries the same
+/// names.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Command {
+    pub text: Option<String>,
+    pub user_id: Option<String>,
+    pub channel_id: Option<String>,
+}
+
+/// Slack's shape of an answer only the caller sees.
+pub(crate) fn ephemeral(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "text": text})
+}
+
+/// The answer to a `/cerebro` command, however it arrived; decisions it
+/// asks for run in the background.
+pub(crate) async fn answer_command(
+    state: &AppState,
+    command: &Command,
+) -> Result<String, ApiError> {
+    let text = command.text.as_deref().unwrap_or_default().trim();
+    let user = command.user_id.as_deref().unwrap_or_default();
+    let channel = command.channel_id.as_deref().unwrap_or_default();
+    let (verb, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
     let rest = rest.trim();
-    let answer = match verb {
-        "status" => status(&state).await?,
-        "incident" => incident(&state, rest).await?,
-        "ask" if !rest.is_empty() => ask(&state, rest).await,
+    Ok(match verb {
+        "status" => status(state).await?,
+        "incident" => incident(state, rest).await?,
+        "ask" if !rest.is_empty() => ask(state, rest).await,
         "approve" | "reject" => {
             let (id, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             match id.parse::<ApprovalId>() {
                 Err(_) => format!("`{id}` is not an approval id"),
                 Ok(id) => {
-                    command_decision(&state, &user, &channel, id, verb == "approve", reason.trim())
+                    command_decision(state, user, channel, id, verb == "approve", reason.trim())
                         .await
                 }
             }
         }
         _ => "Usage: `/cerebro status` · `/cerebro incident <id>` · `/cerebro ask <question>` · `/cerebro approve <approval-id>` · `/cerebro reject <approval-id> <reason>`".into(),
-    };
-    Ok(Json(json!({"response_type": "ephemeral", "text": answer})))
+    })
 }
 
 async fn status(state: &AppState) -> Result<String, ApiError> {

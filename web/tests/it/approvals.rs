@@ -35,7 +35,7 @@ async fn app() -> App {
 }
 
 /// A held rollback, written to the app's own database.
-async fn held(app: &App, store: &Store, key: &str) -> String {
+pub(crate) async fn held(app: &App, store: &Store, key: &str) -> String {
     let inc = store
         .create_incident(NewIncident {
             org_id: "default".into(),

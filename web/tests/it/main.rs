@@ -17,3 +17,4 @@ mod peers;
 mod process;
 mod service;
 mod slack;
+mod slack_socket;
