@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const PD_WEBHOOK_SECRET: &str = "pd-webhook-secret";
-const CHANNEL: &str = "C0INCIDENTS";
+pub(crate) const CHANNEL: &str = "C0INCIDENTS";
 /// PagerDuty's id of the incident in the example scenario.
 const PD_INCIDENT: &str = "Q2W8K5V1N0XJ3L";
 
@@ -148,9 +148,10 @@ fn slack_headers(body: &str, ts: i64, secret: &str) -> Vec<(&'static str, String
     ]
 }
 
-/// A block_actions interaction as Slack posts it: `payload=<json>`.
-fn click(user: &str, action: &str, approval: &str, message_ts: &str) -> String {
-    let payload = json!({
+/// A block_actions interaction: a click on `action` for `approval` in the
+/// approval message at `message_ts`, as Slack describes it.
+pub(crate) fn block_actions(user: &str, action: &str, approval: &str, message_ts: &str) -> Value {
+    json!({
         "type": "block_actions",
         "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T0ACME"},
         "api_app_id": "A0CEREBRO",
@@ -168,7 +169,12 @@ fn click(user: &str, action: &str, approval: &str, message_ts: &str) -> String {
             "value": approval,
             "action_ts": "1716084299.000200"
         }]
-    });
+    })
+}
+
+/// The same click as Slack posts it over HTTP: `payload=<json>`.
+fn click(user: &str, action: &str, approval: &str, message_ts: &str) -> String {
+    let payload = block_actions(user, action, approval, message_ts);
     form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload.to_string())
         .finish()

@@ -7,6 +7,7 @@
 
 use crate::approvals::held;
 use crate::harness::App;
+use crate::slack::{CHANNEL, block_actions};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -24,7 +25,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 const APP_TOKEN: &str = "xapp-1-A0CEREBRO-1716084221-0123456789abcdef";
-const CHANNEL: &str = "C0INCIDENTS";
 
 /// What the stand-in saw and will answer.
 #[derive(Default)]
@@ -220,25 +220,7 @@ fn click(envelope_id: &str, retry_attempt: u64, user: &str, approval: &str) -> V
         "accepts_response_payload": false,
         "retry_attempt": retry_attempt,
         "retry_reason": if retry_attempt > 0 { "timeout" } else { "" },
-        "payload": {
-            "type": "block_actions",
-            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T0ACME"},
-            "api_app_id": "A0CEREBRO",
-            "token": "verification-token-unused",
-            "container": {"type": "message", "message_ts": "1716084221.000100", "channel_id": CHANNEL, "is_ephemeral": false},
-            "trigger_id": "6139042351.2205284112.5f1a8e9b",
-            "team": {"id": "T0ACME", "domain": "acme"},
-            "channel": {"id": CHANNEL, "name": "incidents"},
-            "response_url": "https://hooks.slack.com/actions/T0ACME/1/abc",
-            "actions": [{
-                "type": "button",
-                "action_id": "cerebro_approve",
-                "block_id": "approval",
-                "text": {"type": "plain_text", "text": "Approve", "emoji": true},
-                "value": approval,
-                "action_ts": "1716084299.000200"
-            }]
-        }
+        "payload": block_actions(user, "cerebro_approve", approval, "1716084221.000100"),
     })
 }
 
